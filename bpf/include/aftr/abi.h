@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The one header shared by the XDP programs and the C++ controller: map keys and values,
+ * ring-buffer event records, the rodata configuration block, and the counter / drop-reason
+ * lists whose names every consumer prints. Includes only <linux/types.h>; no pointers, no
+ * bitfields, explicit padding. Bump AFTR_ABI_VERSION on any change. */
+#ifndef AFTR_ABI_H
+#define AFTR_ABI_H
+
+#include <linux/types.h>
+
+#define AFTR_ABI_VERSION 1
+
+#ifdef __cplusplus
+#define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define AFTR_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+/* Limits compiled into the data plane. */
+#define AFTR_MAX_SOFTWIRE_ADDRS 4   /* AFTR tunnel endpoint addresses */
+#define AFTR_MAX_POOL_PREFIXES 8    /* public IPv4 prefixes (fast "is this ours?" check) */
+#define AFTR_MAX_BLOCKS_PER_SUB 8   /* port blocks one subscriber may own */
+#define AFTR_BLOCK_WORDS 16         /* 16 x 64 bits: at most 1024 port blocks per address */
+#define AFTR_MAX_BLOCKS_PER_ADDR (AFTR_BLOCK_WORDS * 64)
+#define AFTR_BLOCK_SLOT_EMPTY 0xffff /* a reserved subscriber block slot not yet written */
+
+/* Every counter the data plane keeps, in one list (X-macro): verdicts first, then one entry
+ * per drop reason. C and C++ expand it to the enum and to the printed names. */
+#define AFTR_COUNTER_LIST(X)                                                   \
+	X(RX_PACKETS, "rx_packets")                                            \
+	X(PASS_NOT_OURS, "pass_not_ours")                                      \
+	X(PASS_LOCAL_CONTROL, "pass_local_control")                            \
+	X(PASS_NO_NEIGH, "pass_no_neigh")                                      \
+	X(OUT_TRANSLATED, "out_translated")                                    \
+	X(IN_TRANSLATED, "in_translated")                                      \
+	X(TX_REDIRECT, "tx_redirect")                                          \
+	X(TX_SAME_IF, "tx_same_if")                                            \
+	X(SESSION_CREATED, "session_created")                                  \
+	X(SUBSCRIBER_CREATED, "subscriber_created")                            \
+	X(BLOCK_CLAIMED, "block_claimed")                                      \
+	X(PORT_PICK_RETRIES, "port_pick_retries")                              \
+	X(CREATE_RACE_LOST, "create_race_lost")                                \
+	X(MSS_CLAMPED, "mss_clamped")                                          \
+	X(EVENT_LOST, "event_lost")                                            \
+	/* drop reasons: every XDP_DROP increments exactly one of these */     \
+	X(DROP_MALFORMED_ETH, "drop_malformed_eth")                            \
+	X(DROP_MALFORMED_IPV6, "drop_malformed_ipv6")                          \
+	X(DROP_MALFORMED_EXT_HDR, "drop_malformed_ext_hdr")                    \
+	X(DROP_MALFORMED_IPV4, "drop_malformed_ipv4")                          \
+	X(DROP_MALFORMED_L4, "drop_malformed_l4")                              \
+	X(DROP_HOP_LIMIT, "drop_hop_limit")                                    \
+	X(DROP_TTL_EXPIRED, "drop_ttl_expired")                                \
+	X(DROP_FRAGMENT, "drop_fragment")                                      \
+	X(DROP_UNSUPPORTED_PROTO, "drop_unsupported_proto")                    \
+	X(DROP_UNSUPPORTED_ICMP, "drop_unsupported_icmp")                      \
+	X(DROP_UNKNOWN_B4, "drop_unknown_b4")                                  \
+	X(DROP_SUBSCRIBER_RETIRING, "drop_subscriber_retiring")                \
+	X(DROP_SUBSCRIBER_TABLE_FULL, "drop_subscriber_table_full")            \
+	X(DROP_ADDRESS_EXHAUSTED, "drop_address_exhausted")                    \
+	X(DROP_PORTS_EXHAUSTED, "drop_ports_exhausted")                        \
+	X(DROP_SESSION_LIMIT, "drop_session_limit")                            \
+	X(DROP_SESSION_TABLE_FULL, "drop_session_table_full")                  \
+	X(DROP_NO_SESSION, "drop_no_session")                                  \
+	X(DROP_FILTERED, "drop_filtered")                                      \
+	X(DROP_ENCAP_FAILED, "drop_encap_failed")                              \
+	X(DROP_FIB_FAILED, "drop_fib_failed")                                  \
+	X(DROP_TOO_BIG, "drop_too_big")                                        \
+	X(DROP_INTERNAL, "drop_internal")
+
+#define AFTR_COUNTER_ENUM(id, name) AFTR_C_##id,
+enum aftr_counter { AFTR_COUNTER_LIST(AFTR_COUNTER_ENUM) AFTR_COUNTER_MAX };
+#undef AFTR_COUNTER_ENUM
+
+/* Value of the single-entry per-CPU array aftr_counters: one lookup per packet. */
+struct aftr_counters {
+	__u64 c[AFTR_COUNTER_MAX];
+};
+
+/* Filtering behaviour for inbound packets (RFC 4787 section 5). */
+enum aftr_filtering {
+	AFTR_FILTER_ENDPOINT_INDEPENDENT = 0,
+	AFTR_FILTER_ADDRESS_DEPENDENT = 1,
+};
+
+/* Configuration set in .rodata before the program is loaded (const volatile in BPF). */
+struct aftr_dp_config {
+	__u8 softwire_addrs[AFTR_MAX_SOFTWIRE_ADDRS][16];
+	__be32 pool_prefix_addr[AFTR_MAX_POOL_PREFIXES];
+	__be32 pool_prefix_mask[AFTR_MAX_POOL_PREFIXES];
+	__u32 softwire_addr_count;
+	__u32 pool_prefix_count;
+	__u32 pool_addr_count;     /* entries in aftr_pool_addrs */
+	__u16 port_min;            /* first port of block 0 */
+	__u16 block_size;          /* ports per block */
+	__u32 blocks_per_addr;     /* <= AFTR_MAX_BLOCKS_PER_ADDR */
+	__u32 max_blocks_per_sub;  /* <= AFTR_MAX_BLOCKS_PER_SUB */
+	__u32 max_sessions_per_sub;
+	__u32 filtering;           /* enum aftr_filtering */
+	__u16 tcp_mss_clamp;       /* 0: off */
+	__u8 hop_limit;            /* of the IPv6 header we push toward the B4 */
+	__u8 pad0;
+	__u32 abi_version;
+};
+
+/* ---- Maps (definitions in bpf/lib/maps.h; the types live here) ---- */
+
+/* aftr_b4_prefixes (LPM trie): which B4 source addresses may become subscribers. */
+struct aftr_b4_prefix_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* aftr_pool_addrs (array, index = pool address index): one public address and the
+ * ownership bitmap of its port blocks (bit set = owned by a subscriber or unusable). */
+struct aftr_pool_addr {
+	__be32 addr;
+	__u32 flags; /* AFTR_POOL_ADDR_* */
+	__u64 used[AFTR_BLOCK_WORDS];
+};
+#define AFTR_POOL_ADDR_DRAINING 1u /* no new subscribers on this address */
+
+/* aftr_pool_hint (array of 1): an address index the controller last saw with free blocks;
+ * the data plane tries it when the hashed probe finds nothing. */
+struct aftr_pool_hint {
+	__u32 addr_index;
+	__u32 pad;
+};
+
+/* aftr_subscribers (hash, key: B4 IPv6 address). state_sessions packs the lifecycle state
+ * (high 32 bits) with the live session count (low 32) so that "add a session unless the
+ * subscriber is retiring" and "retire unless it has sessions" are each one compare-and-swap. */
+struct aftr_subscriber_key {
+	__u8 b4[16];
+};
+#define AFTR_SUB_ACTIVE 0ull
+#define AFTR_SUB_RETIRED 1ull
+#define AFTR_SUB_STATE_SHIFT 32
+struct aftr_subscriber {
+	__u64 state_sessions;
+	__u64 created_ns;
+	__be32 public_addr;
+	__u32 addr_index;
+	__u32 n_blocks; /* slots reserved; a slot may briefly read AFTR_BLOCK_SLOT_EMPTY */
+	__u16 blocks[AFTR_MAX_BLOCKS_PER_SUB];
+	__u32 pad;
+};
+
+/* aftr_sessions_out (hash): subscriber side key. Inner address and port are those the host
+ * behind the B4 uses; for ICMP echo the port is the identifier. */
+struct aftr_session_out_key {
+	__u8 b4[16];
+	__be32 inner_addr;
+	__be16 inner_port;
+	__u8 proto;
+	__u8 pad;
+};
+struct aftr_session_out {
+	__be32 public_addr;
+	__be16 public_port;
+	__u8 tcp_flags; /* AFTR_TCP_SEEN_* seen outbound */
+	__u8 pad;
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() */
+};
+
+/* aftr_sessions_in (hash): Internet side key → where the packet goes back to. */
+struct aftr_session_in_key {
+	__be32 public_addr;
+	__be16 public_port;
+	__u8 proto;
+	__u8 pad;
+};
+struct aftr_session_in {
+	__u8 b4[16];
+	__be32 inner_addr;
+	__be16 inner_port;
+	__u8 softwire_index; /* which AFTR address the B4 talks to: replies come from it */
+	__u8 tcp_flags;      /* AFTR_TCP_SEEN_* seen inbound */
+	__u64 last_seen_ns;
+};
+
+/* TCP flags remembered per direction; the controller derives the RFC 5382 / 7857 state. */
+#define AFTR_TCP_SEEN_SYN 1
+#define AFTR_TCP_SEEN_FIN 2
+#define AFTR_TCP_SEEN_RST 4
+
+/* aftr_filter_peers (LRU hash, address-dependent filtering only): remote addresses a
+ * mapping has sent to. Losing an entry only blocks inbound until the next outbound packet. */
+struct aftr_filter_key {
+	__be32 public_addr;
+	__be32 remote_addr;
+	__be16 public_port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* ---- Ring-buffer events ---- */
+enum aftr_event_type {
+	AFTR_EV_SESSION_CREATE = 1,
+	AFTR_EV_SESSION_DELETE = 2,   /* emitted by the controller, same record shape */
+	AFTR_EV_BLOCK_CLAIMED = 3,
+	AFTR_EV_BLOCK_RELEASED = 4,   /* emitted by the controller */
+	AFTR_EV_PORTS_EXHAUSTED = 5,  /* subscriber at block quota and its blocks are full */
+	AFTR_EV_ADDRESS_EXHAUSTED = 6, /* no free block in the pool */
+	AFTR_EV_SESSION_LIMIT = 7,    /* subscriber at max_sessions_per_sub */
+	AFTR_EV_SESSION_TABLE_FULL = 8,
+	AFTR_EV_SUBSCRIBER_TABLE_FULL = 9,
+};
+
+struct aftr_event {
+	__u64 ts_ns; /* bpf_ktime_get_coarse_ns(), CLOCK_MONOTONIC_COARSE */
+	__u8 b4[16];
+	__be32 inner_addr;
+	__be32 public_addr;
+	__be16 inner_port;
+	__be16 public_port; /* block events: first port of the block */
+	__u16 block_size;   /* block events */
+	__u8 type;          /* enum aftr_event_type */
+	__u8 proto;
+};
+
+/* ---- Controller-side helper program (SEC("syscall")) ----
+ * User space cannot do atomic read-modify-write on hash map values, so the controller runs
+ * this tiny program (BPF_PROG_TEST_RUN) for the few updates that race with the data plane. */
+enum aftr_ctl_op {
+	AFTR_CTL_SESSIONS_SUB = 1, /* subtract `count` from a subscriber's session count */
+	AFTR_CTL_RETIRE = 2,       /* ACTIVE with 0 sessions → RETIRED; result 1 if done */
+	AFTR_CTL_BLOCK_FREE = 3,   /* clear bit `block` of pool address `addr_index` */
+	AFTR_CTL_BLOCK_TAKE = 4,   /* set bit; result 1 if it was free */
+};
+struct aftr_ctl_args {
+	__u8 b4[16];
+	__u32 op;
+	__u32 count;
+	__u32 addr_index;
+	__u32 block;
+	__s32 result; /* written by the program */
+	__u32 pad;
+};
+
+AFTR_STATIC_ASSERT(sizeof(struct aftr_session_out_key) == 24, "abi: session_out_key");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_session_out) == 16, "abi: session_out");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_session_in_key) == 8, "abi: session_in_key");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_session_in) == 32, "abi: session_in");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_subscriber) == 48, "abi: subscriber");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_addr) == 8 + 8 * AFTR_BLOCK_WORDS, "abi: pool_addr");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_event) == 40, "abi: event");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_filter_key) == 12, "abi: filter_key");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_ctl_args) == 40, "abi: ctl_args");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_dp_config) % 4 == 0, "abi: dp_config");
+
+#endif /* AFTR_ABI_H */

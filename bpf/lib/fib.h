@@ -1,0 +1,48 @@
+/* Next hop by the kernel's FIB (bpf_fib_lookup), then XDP_TX or a redirect. When the
+ * neighbour is not resolved yet the frame goes to the kernel (XDP_PASS), which forwards it
+ * and resolves the neighbour for the next packets, as xdp-forward does. */
+#ifndef AFTR_FIB_H
+#define AFTR_FIB_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_helpers.h>
+#include "lib/stats.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* Returns BPF_FIB_LKUP_RET_* so the caller can finish its rewrite only on success. */
+static __always_inline int fib_lookup(struct xdp_md *ctx, struct bpf_fib_lookup *p)
+{
+	p->ifindex = ctx->ingress_ifindex;
+	return bpf_fib_lookup(ctx, p, sizeof(*p), 0);
+}
+
+/* Completes a successful lookup: MACs, then out of the right interface. */
+static __always_inline int fib_send(struct xdp_md *ctx, struct ethhdr *eth,
+				    const struct bpf_fib_lookup *p, struct aftr_counters *ctr)
+{
+	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
+	if (p->ifindex == ctx->ingress_ifindex) {
+		stat_inc(ctr, AFTR_C_TX_SAME_IF);
+		return XDP_TX;
+	}
+	stat_inc(ctr, AFTR_C_TX_REDIRECT);
+	return bpf_redirect(p->ifindex, 0);
+}
+
+/* What a failed lookup means for the packet. */
+static __always_inline int fib_failure(int rc, struct aftr_counters *ctr)
+{
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		stat_inc(ctr, AFTR_C_PASS_NO_NEIGH);
+		return XDP_PASS;
+	}
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return DROP(DROP_TOO_BIG);
+	return DROP(DROP_FIB_FAILED);
+}
+
+#endif

@@ -1,0 +1,101 @@
+/* Every map of the data plane, each with key, value, writer, reader and sizing. All are pinned
+ * by name under the configured bpffs directory so a daemon restart adopts them. Capacities
+ * marked "set by aftrd" are overridden from the configuration before load. */
+#ifndef AFTR_MAPS_H
+#define AFTR_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "aftr/abi.h"
+
+/* Per-CPU counters, one entry holding every counter: one lookup per packet.
+ * Writer: XDP. Reader: aftrd (sums the CPUs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aftr_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_counters SEC(".maps");
+
+/* Allowed B4 prefixes. Key: prefix length + IPv6 address. Writer: aftrd (config).
+ * Reader: XDP, only when a new subscriber appears. Sizing: configured prefixes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct aftr_b4_prefix_key);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_b4_prefixes SEC(".maps");
+
+/* Public pool: address + block ownership bitmap, index = pool address index.
+ * Writers: aftrd (init, release), XDP (claims bits atomically). Sizing: pool addresses
+ * (set by aftrd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, struct aftr_pool_addr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_pool_addrs SEC(".maps");
+
+/* Where to look for free blocks when the hashed probe fails. Writer: aftrd each sweep.
+ * Reader: XDP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aftr_pool_hint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_pool_hint SEC(".maps");
+
+/* Subscribers by B4 address. Writers: XDP (create, add block, session count +1), aftrd
+ * (session count -1 and retire through aftr_ctl, delete). Sizing: tables.max_subscribers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct aftr_subscriber_key);
+	__type(value, struct aftr_subscriber);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_subscribers SEC(".maps");
+
+/* Sessions, subscriber side and Internet side. Plain hash maps, not LRU: nothing may vanish
+ * without aftrd logging its deletion. Writers: XDP (create, last_seen, TCP flags), aftrd
+ * (expiry). Sizing: tables.max_sessions each. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct aftr_session_out_key);
+	__type(value, struct aftr_session_out);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_sessions_out SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct aftr_session_in_key);
+	__type(value, struct aftr_session_in);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_sessions_in SEC(".maps");
+
+/* Address-dependent filtering: (mapping, remote address) pairs seen outbound. LRU on
+ * purpose: an evicted pair only means inbound from that peer waits for the next outbound
+ * packet. Writer/reader: XDP, only in that filtering mode. Sizing: tables.max_sessions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct aftr_filter_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_filter_peers SEC(".maps");
+
+/* Events for aftrd's log. Writer: XDP. Reader: aftrd's drain thread. Sizing:
+ * event_ring_bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_events SEC(".maps");
+
+#endif
