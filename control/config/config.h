@@ -1,0 +1,89 @@
+// aftrd configuration: textproto parsing, defaults and validation of
+// aftr.config.v1.Config (proto/aftr/config/v1/config.proto).
+//
+// Typical use:
+//   absl::StatusOr<aftr::config::v1::Config> cfg = aftr::config::LoadConfigFile(path);
+//   if (!cfg.ok()) { /* refuse to start, print cfg.status() */ }
+//   for (const std::string& w : aftr::config::ConfigWarnings(*cfg)) { /* log w */ }
+#ifndef AFTR_CONTROL_CONFIG_CONFIG_H_
+#define AFTR_CONTROL_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "aftr/config/v1/config.pb.h"
+
+namespace aftr::config {
+
+// Defaults applied by ApplyDefaults to fields left at proto3 zero.
+inline constexpr char kDefaultPinPath[] = "/sys/fs/bpf/aftr";
+inline constexpr int32_t kDefaultTcpMssClamp = 1420;  // 1500 - 40 (softwire IPv6 header) - 40
+inline constexpr int32_t kTcpMssClampOff = -1;
+inline constexpr uint32_t kDefaultSweepIntervalMs = 1000;
+inline constexpr uint32_t kDefaultHopLimit = 64;
+inline constexpr uint32_t kDefaultEventRingBytes = 1u << 20;
+inline constexpr uint32_t kDefaultPortMin = 1024;
+inline constexpr uint32_t kDefaultPortMax = 65535;
+inline constexpr uint32_t kDefaultBlockSize = 512;
+inline constexpr uint32_t kDefaultMaxBlocksPerSubscriber = 4;
+inline constexpr uint32_t kDefaultMaxSessionsPerSubscriber = 4096;
+inline constexpr uint32_t kDefaultHoldDownSeconds = 120;
+inline constexpr uint32_t kDefaultTcpEstablishedTimeout = 7440;  // RFC 5382 REQ-5 minimum
+inline constexpr uint32_t kDefaultTcpTransitoryTimeout = 240;    // RFC 5382 REQ-5 minimum
+inline constexpr uint32_t kDefaultUdpTimeout = 300;              // RFC 4787 REQ-5 recommends
+inline constexpr uint32_t kDefaultIcmpTimeout = 60;              // RFC 5508 REQ-1 minimum
+inline constexpr uint32_t kDefaultMaxSessions = 1u << 20;
+inline constexpr uint32_t kDefaultMaxSubscribers = 1u << 16;
+
+// RFC minimums below which ConfigWarnings complains (short timeouts are allowed).
+inline constexpr uint32_t kRfcMinTcpEstablishedTimeout = 7440;
+inline constexpr uint32_t kRfcMinTcpTransitoryTimeout = 240;
+inline constexpr uint32_t kRfcMinUdpTimeout = 120;
+inline constexpr uint32_t kRfcMinIcmpTimeout = 60;
+
+// Validation limits.
+inline constexpr int kMaxSoftwireAddresses = 4;
+inline constexpr int kMaxPoolPrefixes = 8;
+inline constexpr uint64_t kMaxPoolAddresses = 65536;
+inline constexpr uint32_t kMaxBlocksPerAddress = 1024;
+inline constexpr uint32_t kMaxBlocksPerSubscriberLimit = 8;
+inline constexpr uint32_t kMaxHoldDownSeconds = 86400;
+inline constexpr uint32_t kMaxTimeoutSeconds = 7 * 86400;
+inline constexpr uint32_t kMaxSessionsLimit = 1u << 26;
+inline constexpr uint32_t kMaxSubscribersLimit = 1u << 24;
+inline constexpr int32_t kMinTcpMssClamp = 536;
+inline constexpr int32_t kMaxTcpMssClamp = 65495;
+inline constexpr uint32_t kMinEventRingBytes = 4096;
+inline constexpr uint32_t kMaxEventRingBytes = 1u << 30;
+inline constexpr uint32_t kMinSweepIntervalMs = 10;
+inline constexpr uint32_t kMaxSweepIntervalMs = 60000;
+
+// Parses a textproto Config, applies defaults and validates it. Syntax errors and unknown
+// fields are InvalidArgument naming "LINE:COLUMN: what is wrong" (1-based); validation
+// errors are those of ValidateConfig. Returns the config with every default filled in.
+absl::StatusOr<aftr::config::v1::Config> ParseConfig(absl::string_view textproto);
+
+// Reads `path` and runs ParseConfig on its contents. A missing file is NotFound; every error
+// message is prefixed with "PATH: " (syntax errors read "PATH:LINE:COLUMN: ...").
+absl::StatusOr<aftr::config::v1::Config> LoadConfigFile(const std::string& path);
+
+// Replaces fields left at their proto3 zero value ("unset") with their defaults.
+// tcp_mss_clamp -1 (off) is kept; filtering UNSPECIFIED becomes ENDPOINT_INDEPENDENT.
+void ApplyDefaults(aftr::config::v1::Config* config);
+
+// Checks a config (after ApplyDefaults). Returns OK or InvalidArgument listing every
+// problem, each as "FIELD_PATH: why", joined with "; "
+// (e.g. `softwire_addresses[1]: "2001:db8::zz" is not an IPv6 address`).
+absl::Status ValidateConfig(const aftr::config::v1::Config& config);
+
+// Human-readable warnings for a valid config (e.g. timeouts below RFC minimums, port-block
+// sizes that waste ports). Empty when nothing is questionable.
+std::vector<std::string> ConfigWarnings(const aftr::config::v1::Config& config);
+
+}  // namespace aftr::config
+
+#endif  // AFTR_CONTROL_CONFIG_CONFIG_H_
