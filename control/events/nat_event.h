@@ -1,0 +1,55 @@
+// NAT events as the controller sees them (decoded from the data plane's ring-buffer records
+// or made by the controller itself), and their compact log line.
+#ifndef AFTR_CONTROL_EVENTS_NAT_EVENT_H_
+#define AFTR_CONTROL_EVENTS_NAT_EVENT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "aftr/abi.h"
+#include "control/common/ip.h"
+
+namespace aftr::events {
+
+enum class EventType : uint8_t {
+  kSessionCreate = AFTR_EV_SESSION_CREATE,
+  kSessionDelete = AFTR_EV_SESSION_DELETE,
+  kBlockClaimed = AFTR_EV_BLOCK_CLAIMED,
+  kBlockReleased = AFTR_EV_BLOCK_RELEASED,
+  kPortsExhausted = AFTR_EV_PORTS_EXHAUSTED,
+  kAddressExhausted = AFTR_EV_ADDRESS_EXHAUSTED,
+  kSessionLimit = AFTR_EV_SESSION_LIMIT,
+  kSessionTableFull = AFTR_EV_SESSION_TABLE_FULL,
+  kSubscriberTableFull = AFTR_EV_SUBSCRIBER_TABLE_FULL,
+  kEventsLost = 100,  // controller only: `count` events could not be recorded
+};
+
+struct NatEvent {
+  EventType type = EventType::kSessionCreate;
+  absl::Time time;
+  Ipv6Address b4;
+  uint8_t proto = 0;  // IPPROTO_TCP/UDP/ICMP
+  Ipv4Address inner_addr;
+  uint16_t inner_port = 0;
+  Ipv4Address public_addr;
+  uint16_t public_port = 0;  // block events: first port of the block
+  uint16_t block_size = 0;   // block events
+  uint64_t count = 0;        // kEventsLost
+};
+
+// Decodes a ring-buffer record; `time` from its monotonic stamp. False if the type is unknown.
+bool DecodeEvent(const aftr_event& record, NatEvent* out);
+
+// The two-letter code of each event type in the log ("SC", "BA", ...).
+const char* EventCode(EventType type);
+
+// One log line, without the newline. Examples:
+//   2026-11-27T10:35:59Z SC udp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:1030
+//   2026-11-27T10:35:59Z BA 2001:db8:a::2 198.51.100.1 1024-1535
+// The destination of a session is never logged (privacy; attribution does not need it).
+std::string FormatLogLine(const NatEvent& event);
+
+}  // namespace aftr::events
+
+#endif  // AFTR_CONTROL_EVENTS_NAT_EVENT_H_

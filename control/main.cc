@@ -1,0 +1,156 @@
+// aftrd: the AFTR daemon. Loads and attaches the XDP data plane, drains its events into the
+// log, expires sessions and returns idle port blocks, until SIGTERM/SIGINT (SIGHUP reopens
+// the log file).
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "control/bpf/datapath.h"
+#include "control/common/clock.h"
+#include "control/common/log.h"
+#include "control/config/config.h"
+#include "control/events/event_drain.h"
+#include "control/events/event_log.h"
+#include "control/inspect/state_report.h"
+#include "control/nat/session_sweeper.h"
+
+ABSL_FLAG(std::string, config, "", "Configuration file (textproto of aftr.config.v1.Config)");
+ABSL_FLAG(std::string, check_config, "",
+          "Validate this configuration file and exit; touches nothing");
+ABSL_FLAG(std::string, show, "",
+          "Print the state of a running (or stopped) aftrd from its pinned maps and exit: "
+          "any of subscribers,sessions,counters (comma-separated) or all; needs --config");
+
+namespace {
+
+using aftr::config::v1::Config;
+
+int CheckConfig(const std::string& path) {
+  absl::StatusOr<Config> config = aftr::config::LoadConfigFile(path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "invalid configuration: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  for (const std::string& w : aftr::config::ConfigWarnings(*config)) {
+    std::fprintf(stderr, "warning: %s\n", w.c_str());
+  }
+  std::printf("%s: configuration OK\n", path.c_str());
+  return 0;
+}
+
+int Show(const Config& config, const std::string& what) {
+  absl::StatusOr<std::unique_ptr<aftr::bpf::PinnedMaps>> maps =
+      aftr::bpf::PinnedMaps::Open(config.pin_path());
+  if (!maps.ok()) {
+    std::fprintf(stderr, "%s\n", maps.status().ToString().c_str());
+    return 1;
+  }
+  for (absl::string_view part : absl::StrSplit(what, ',')) {
+    absl::StatusOr<std::string> table;
+    if (part == "subscribers" || part == "all") {
+      table = aftr::inspect::SubscribersTable((*maps)->fds(), config);
+      if (table.ok()) std::printf("== subscribers and port blocks ==\n%s", table->c_str());
+    }
+    if (part == "sessions" || part == "all") {
+      table = aftr::inspect::SessionsTable((*maps)->fds());
+      if (table.ok()) std::printf("== sessions ==\n%s", table->c_str());
+    }
+    if (part == "counters" || part == "all") {
+      table = aftr::inspect::CountersTable((*maps)->fds());
+      if (table.ok()) std::printf("== counters ==\n%s", table->c_str());
+    }
+    if (part != "subscribers" && part != "sessions" && part != "counters" && part != "all") {
+      std::fprintf(stderr, "--show: unknown table \"%s\"\n", std::string(part).c_str());
+      return 1;
+    }
+    if (!table.ok()) {
+      std::fprintf(stderr, "%s\n", table.status().ToString().c_str());
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int Run(const Config& config) {
+  // Signals are taken synchronously by the main loop; every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  for (const std::string& w : aftr::config::ConfigWarnings(config)) aftr::LogWarning("%s", w);
+  auto log = aftr::events::EventLog::Create(config.log_file());
+  if (!log.ok()) {
+    aftr::LogError("%s", log.status().ToString());
+    return 1;
+  }
+  auto datapath = aftr::bpf::Datapath::Create(config);
+  if (!datapath.ok()) {
+    aftr::LogError("%s", datapath.status().ToString());
+    return 1;
+  }
+  auto drain = aftr::events::EventDrain::Create((*datapath)->fds().events, log->get());
+  if (!drain.ok()) {
+    aftr::LogError("%s", drain.status().ToString());
+    return 1;
+  }
+  aftr::nat::SessionSweeper sweeper(config, datapath->get(), log->get());
+  aftr::LogInfo("aftrd running: %d interfaces, log %s", config.interfaces_size(), config.log_file());
+
+  struct timespec interval = {static_cast<time_t>(config.sweep_interval_ms() / 1000),
+                              static_cast<long>(config.sweep_interval_ms() % 1000) * 1000000};
+  int exit_code = 0;
+  for (;;) {
+    siginfo_t info;
+    int sig = sigtimedwait(&signals, &info, &interval);
+    if (sig == SIGTERM || sig == SIGINT) {
+      aftr::LogInfo("signal %d: stopping", sig);
+      break;
+    }
+    if (sig == SIGHUP) {
+      if (absl::Status s = (*log)->Reopen(); !s.ok()) aftr::LogError("%s", s.ToString());
+      continue;
+    }
+    absl::StatusOr<aftr::nat::SweepResult> swept = sweeper.SweepOnce(aftr::MonotonicCoarseNs());
+    if (!swept.ok()) {
+      aftr::LogError("sweep failed: %s", swept.status().ToString());
+      exit_code = 1;
+      break;
+    }
+  }
+  drain->reset();     // last drain of the ring buffer into the log
+  datapath->reset();  // detach XDP; maps stay pinned
+  aftr::LogInfo("aftrd stopped; %d log lines written", (*log)->lines_written());
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("DS-Lite AFTR daemon (XDP data plane).\n"
+                               "  aftrd --config FILE          run\n"
+                               "  aftrd --check_config FILE    validate and exit\n"
+                               "  aftrd --config FILE --show all   print state and exit");
+  absl::ParseCommandLine(argc, argv);
+  if (!absl::GetFlag(FLAGS_check_config).empty()) return CheckConfig(absl::GetFlag(FLAGS_check_config));
+  std::string path = absl::GetFlag(FLAGS_config);
+  if (path.empty()) {
+    std::fprintf(stderr, "aftrd: --config FILE is required (see --help)\n");
+    return 2;
+  }
+  absl::StatusOr<Config> config = aftr::config::LoadConfigFile(path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "invalid configuration: %s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  if (!absl::GetFlag(FLAGS_show).empty()) return Show(*config, absl::GetFlag(FLAGS_show));
+  return Run(*config);
+}
