@@ -238,10 +238,12 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counters
 	if (s) {
 		session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
 	} else {
-		int drop = 0;
-		s = nat44_session_create(ctr, &f, now, &drop);
+		rc = nat44_session_create(&f, now);
+		if (rc)
+			return rc;
+		s = bpf_map_lookup_elem(&aftr_sessions_out, &f.key);
 		if (!s)
-			return drop ? drop : DROP(DROP_INTERNAL);
+			return DROP(DROP_INTERNAL);
 	}
 	if (aftr_cfg.filtering == AFTR_FILTER_ADDRESS_DEPENDENT) {
 		struct aftr_filter_key fk = { .public_addr = s->public_addr,

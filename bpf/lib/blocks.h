@@ -23,10 +23,20 @@ static __always_inline __u32 blk_bit_index(__u64 x)
 	return n;
 }
 
-/* Claims a free block of one pool address; returns its index or -1 if none is free.
- * Bits past blocks_per_addr are preset by aftrd, so they never look free. */
-static __always_inline int blk_claim(struct aftr_pool_addr *pa)
+static __always_inline struct aftr_pool_addr *blk_pool_addr(__u32 index)
 {
+	return bpf_map_lookup_elem(&aftr_pool_addrs, &index);
+}
+
+/* Claims a free block of pool address `addr_index`; returns its index or -1 if none is free
+ * (or the address is draining). Bits past blocks_per_addr are preset by aftrd, so they
+ * never look free. A global function: verified once, not once per caller's path. */
+__noinline int blk_claim(__u32 addr_index)
+{
+	struct aftr_pool_addr *pa = blk_pool_addr(addr_index);
+
+	if (!pa || (pa->flags & AFTR_POOL_ADDR_DRAINING))
+		return -1;
 	__u32 start = bpf_get_prandom_u32() % AFTR_BLOCK_WORDS;
 
 	for (__u32 i = 0; i < AFTR_BLOCK_WORDS; i++) {
@@ -56,11 +66,6 @@ static __always_inline void blk_free(struct aftr_pool_addr *pa, __u32 block)
 
 	if (w < AFTR_BLOCK_WORDS)
 		__sync_fetch_and_and(&pa->used[w], ~(1ull << (block % 64)));
-}
-
-static __always_inline struct aftr_pool_addr *blk_pool_addr(__u32 index)
-{
-	return bpf_map_lookup_elem(&aftr_pool_addrs, &index);
 }
 
 #endif

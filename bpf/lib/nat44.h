@@ -50,16 +50,21 @@ static __always_inline int nat44_emit_block(struct aftr_counters *ctr, const __u
 /* Makes the subscriber entry of a B4 seen for the first time: checks its prefix, claims a
  * first block on one public address (paired pooling: every later block comes from the
  * same address). Returns 0 when an entry exists afterwards (ours or a racing CPU's). */
-static __always_inline int nat44_subscriber_create(struct aftr_counters *ctr,
-						   const struct nat44_flow *f, __u64 now)
+__noinline int nat44_subscriber_create(const struct nat44_flow *flow, __u64 now)
 {
+	struct aftr_counters *ctr = stat_get();
 	struct aftr_b4_prefix_key pk = { .prefixlen = 128 };
 	struct aftr_subscriber sub = {};
-	struct aftr_pool_addr *pa = NULL;
+	struct aftr_pool_addr *pa;
+	struct nat44_flow fl;
+	const struct nat44_flow *f = &fl;
 	__u32 count = aftr_cfg.pool_addr_count;
 	__u32 index = 0;
 	int block = -1;
 
+	if (!flow || !ctr)
+		return DROP(DROP_INTERNAL);
+	__builtin_memcpy(&fl, flow, sizeof(fl));
 	__builtin_memcpy(pk.addr, f->key.b4, 16);
 	if (!bpf_map_lookup_elem(&aftr_b4_prefixes, &pk))
 		return DROP(DROP_UNKNOWN_B4);
@@ -77,13 +82,11 @@ static __always_inline int nat44_subscriber_create(struct aftr_counters *ctr,
 				break;
 			index = hint->addr_index;
 		}
-		pa = blk_pool_addr(index);
-		if (!pa || (pa->flags & AFTR_POOL_ADDR_DRAINING))
-			continue;
-		block = blk_claim(pa);
+		block = blk_claim(index);
 		if (block >= 0)
 			break;
 	}
+	pa = blk_pool_addr(index);
 	if (block < 0 || !pa) {
 		evt_simple(ctr, AFTR_EV_ADDRESS_EXHAUSTED, f->key.b4, f->key.proto,
 			   f->key.inner_addr, f->key.inner_port, now);
@@ -143,69 +146,113 @@ static __always_inline void nat44_session_unreserve(struct aftr_subscriber *sub)
 	__sync_fetch_and_add(&sub->state_sessions, -1ll);
 }
 
+struct nat44_pick {
+	struct aftr_session_in_key ik;
+	struct aftr_session_in iv;
+	struct aftr_subscriber_key sk;
+	__u32 idx;
+	__u32 total;
+	__u32 first_slot;
+	int port; /* result: > 0 found, 0 none free, < 0 table full */
+};
+
+/* One candidate port (a bpf_loop callback: verified once, however many tries). */
+static long nat44_pick_step(__u32 i, void *data)
+{
+	struct nat44_pick *c = data;
+	__u32 bs = aftr_cfg.block_size;
+
+	if (c->idx >= c->total)
+		c->idx = 0;
+	__u32 idx = c->idx++;
+	struct aftr_subscriber *sub = bpf_map_lookup_elem(&aftr_subscribers, &c->sk);
+	if (!sub || bs == 0)
+		return 1;
+	/* The 6.x verifier forgets the upper half of a register after a 32-bit division and
+	 * clang bounds the index with a 32-bit compare, which then does not make the array
+	 * access safe: hide the value from clang to get a 64-bit compare. */
+	__u64 slot = (__u64)c->first_slot + idx / bs;
+	asm volatile("" : "+r"(slot));
+	if (slot >= AFTR_MAX_BLOCKS_PER_SUB)
+		return 0;
+	__u16 block = sub->blocks[slot];
+	if (block == AFTR_BLOCK_SLOT_EMPTY)
+		return 0; /* reserved by another CPU, not written yet */
+	__u32 port = aftr_cfg.port_min + block * bs + idx % bs;
+	c->ik.public_port = bpf_htons(port);
+	long err = bpf_map_update_elem(&aftr_sessions_in, &c->ik, &c->iv, BPF_NOEXIST);
+	if (!err) {
+		c->port = port;
+		return 1;
+	}
+	if (err != -EEXIST) {
+		c->port = -1;
+		return 1;
+	}
+	struct aftr_counters *ctr = stat_get();
+	if (ctr)
+		stat_inc(ctr, AFTR_C_PORT_PICK_RETRIES);
+	return 0;
+}
+
 /* Tries NAT44_PORT_TRIES consecutive ports of the subscriber's port space (all its blocks,
  * back to back) from a random start, inserting the Internet-side entry with BPF_NOEXIST.
  * `first_slot` limits the search to blocks from that slot on (a block just added).
  * Returns the port (host order) or 0 when every try was taken; < 0 when the table is full. */
-static __always_inline int nat44_pick_port(struct aftr_counters *ctr, struct aftr_subscriber *sub,
-					   const struct nat44_flow *f, __u32 first_slot, __u64 now)
+static __always_inline int nat44_pick_port(const struct nat44_flow *f, struct aftr_subscriber *sub,
+					   __u32 first_slot, __u64 now)
 {
 	__u32 n = sub->n_blocks;
-	__u32 bs = aftr_cfg.block_size;
 
 	if (n > AFTR_MAX_BLOCKS_PER_SUB)
 		n = AFTR_MAX_BLOCKS_PER_SUB;
-	if (first_slot >= n || bs == 0)
+	if (first_slot >= n || aftr_cfg.block_size == 0)
 		return 0;
-	__u32 total = (n - first_slot) * bs;
-	__u32 idx = bpf_get_prandom_u32() % total;
 
-	struct aftr_session_in_key ik = { .public_addr = sub->public_addr, .proto = f->key.proto };
-	struct aftr_session_in iv = {
-		.inner_addr = f->key.inner_addr,
-		.inner_port = f->key.inner_port,
-		.softwire_index = f->softwire_index,
-		.last_seen_ns = now,
+	struct nat44_pick c = {
+		.ik = { .public_addr = sub->public_addr, .proto = f->key.proto },
+		.iv = {
+			.inner_addr = f->key.inner_addr,
+			.inner_port = f->key.inner_port,
+			.softwire_index = f->softwire_index,
+			.last_seen_ns = now,
+		},
+		.first_slot = first_slot,
+		.total = (n - first_slot) * aftr_cfg.block_size,
 	};
-	__builtin_memcpy(iv.b4, f->key.b4, 16);
-
-	for (int i = 0; i < NAT44_PORT_TRIES; i++, idx++) {
-		if (idx >= total)
-			idx = 0;
-		__u32 slot = first_slot + idx / bs;
-		if (slot >= AFTR_MAX_BLOCKS_PER_SUB)
-			break;
-		__u16 block = sub->blocks[slot];
-		if (block == AFTR_BLOCK_SLOT_EMPTY)
-			continue; /* reserved by another CPU, not written yet */
-		__u32 port = aftr_cfg.port_min + block * bs + idx % bs;
-		ik.public_port = bpf_htons(port);
-		long err = bpf_map_update_elem(&aftr_sessions_in, &ik, &iv, BPF_NOEXIST);
-		if (!err)
-			return port;
-		if (err != -EEXIST)
-			return -1;
-		stat_inc(ctr, AFTR_C_PORT_PICK_RETRIES);
-	}
-	return 0;
+	__builtin_memcpy(c.iv.b4, f->key.b4, 16);
+	__builtin_memcpy(c.sk.b4, f->key.b4, 16);
+	c.idx = bpf_get_prandom_u32() % c.total;
+	bpf_loop(NAT44_PORT_TRIES, nat44_pick_step, &c, 0);
+	return c.port;
 }
 
-/* Adds a block on the subscriber's address. Returns the slot it went to, or a drop. */
-static __always_inline int nat44_add_block(struct aftr_counters *ctr, struct aftr_subscriber *sub,
-					   const struct nat44_flow *f, __u64 now)
+/* Adds a block on the subscriber's address. Returns the slot it went to, or a drop.
+ * Global (verified once). */
+__noinline int nat44_add_block(const struct nat44_flow *flow, __u64 now)
 {
-	__u32 n = sub->n_blocks;
+	struct aftr_counters *ctr = stat_get();
+	struct aftr_subscriber_key sk;
+	struct aftr_subscriber *sub;
+	struct nat44_flow fl;
+	const struct nat44_flow *f = &fl;
 
+	if (!flow || !ctr)
+		return DROP(DROP_INTERNAL);
+	__builtin_memcpy(&fl, flow, sizeof(fl));
+	__builtin_memcpy(sk.b4, f->key.b4, 16);
+	sub = bpf_map_lookup_elem(&aftr_subscribers, &sk);
+	if (!sub)
+		return DROP(DROP_INTERNAL);
+	__u32 n = sub->n_blocks;
 	if (n >= aftr_cfg.max_blocks_per_sub || n >= AFTR_MAX_BLOCKS_PER_SUB) {
 		evt_simple(ctr, AFTR_EV_PORTS_EXHAUSTED, f->key.b4, f->key.proto,
 			   f->key.inner_addr, f->key.inner_port, now);
 		return DROP(DROP_PORTS_EXHAUSTED);
 	}
+	int block = blk_claim(sub->addr_index);
 	struct aftr_pool_addr *pa = blk_pool_addr(sub->addr_index);
-	if (!pa)
-		return DROP(DROP_INTERNAL);
-	int block = blk_claim(pa);
-	if (block < 0) {
+	if (block < 0 || !pa) {
 		evt_simple(ctr, AFTR_EV_ADDRESS_EXHAUSTED, f->key.b4, f->key.proto,
 			   f->key.inner_addr, f->key.inner_port, now);
 		return DROP(DROP_ADDRESS_EXHAUSTED);
@@ -221,50 +268,53 @@ static __always_inline int nat44_add_block(struct aftr_counters *ctr, struct aft
 	return n;
 }
 
-/* Creates the session of flow f. Returns the subscriber-side entry or a drop (*drop). */
-static __always_inline struct aftr_session_out *
-nat44_session_create(struct aftr_counters *ctr, const struct nat44_flow *f, __u64 now, int *drop)
+/* Creates the session of flow f (0, or a drop). A global function: the verifier checks it
+ * once on its own instead of once per packet-parsing path that leads here, which kept the
+ * inlined version over the 1M-instruction limit (kernel 6.18). */
+__noinline int nat44_session_create(const struct nat44_flow *flow, __u64 now)
 {
+	struct aftr_counters *ctr = stat_get();
 	struct aftr_subscriber_key sk;
 	struct aftr_subscriber *sub;
+	struct nat44_flow fl;
+	const struct nat44_flow *f = &fl;
+	int drop;
 
+	if (!flow || !ctr)
+		return DROP(DROP_INTERNAL);
+	__builtin_memcpy(&fl, flow, sizeof(fl));
 	__builtin_memcpy(sk.b4, f->key.b4, 16);
 	sub = bpf_map_lookup_elem(&aftr_subscribers, &sk);
 	if (!sub) {
-		*drop = nat44_subscriber_create(ctr, f, now);
-		if (*drop)
-			return NULL;
+		drop = nat44_subscriber_create(f, now);
+		if (drop)
+			return drop;
 		sub = bpf_map_lookup_elem(&aftr_subscribers, &sk);
-		if (!sub) {
-			*drop = DROP(DROP_INTERNAL);
-			return NULL;
-		}
+		if (!sub)
+			return DROP(DROP_INTERNAL);
 	}
-	*drop = nat44_session_reserve(ctr, sub, f, now);
-	if (*drop)
-		return NULL;
+	drop = nat44_session_reserve(ctr, sub, f, now);
+	if (drop)
+		return drop;
 
-	int port = nat44_pick_port(ctr, sub, f, 0, now);
+	int port = nat44_pick_port(f, sub, 0, now);
 	if (port == 0) {
-		int slot = nat44_add_block(ctr, sub, f, now);
+		int slot = nat44_add_block(f, now);
 		if (slot < 0) {
 			nat44_session_unreserve(sub);
-			*drop = slot;
-			return NULL;
+			return slot;
 		}
-		port = nat44_pick_port(ctr, sub, f, slot, now);
+		port = nat44_pick_port(f, sub, slot, now);
 		if (port == 0) {
 			nat44_session_unreserve(sub);
-			*drop = DROP(DROP_PORTS_EXHAUSTED);
-			return NULL;
+			return DROP(DROP_PORTS_EXHAUSTED);
 		}
 	}
 	if (port < 0) {
 		nat44_session_unreserve(sub);
 		evt_simple(ctr, AFTR_EV_SESSION_TABLE_FULL, f->key.b4, f->key.proto,
 			   f->key.inner_addr, f->key.inner_port, now);
-		*drop = DROP(DROP_SESSION_TABLE_FULL);
-		return NULL;
+		return DROP(DROP_SESSION_TABLE_FULL);
 	}
 
 	struct aftr_session_in_key ik = {
@@ -283,17 +333,13 @@ nat44_session_create(struct aftr_counters *ctr, const struct nat44_flow *f, __u6
 		bpf_map_delete_elem(&aftr_sessions_in, &ik);
 		nat44_session_unreserve(sub);
 		if (err == -EEXIST) {
-			/* Another CPU created this very flow first: use its entry. */
+			/* Another CPU created this very flow first: the caller finds its entry. */
 			stat_inc(ctr, AFTR_C_CREATE_RACE_LOST);
-			struct aftr_session_out *o = bpf_map_lookup_elem(&aftr_sessions_out, &f->key);
-			if (!o)
-				*drop = DROP(DROP_INTERNAL);
-			return o;
+			return 0;
 		}
 		evt_simple(ctr, AFTR_EV_SESSION_TABLE_FULL, f->key.b4, f->key.proto,
 			   f->key.inner_addr, f->key.inner_port, now);
-		*drop = DROP(DROP_SESSION_TABLE_FULL);
-		return NULL;
+		return DROP(DROP_SESSION_TABLE_FULL);
 	}
 
 	stat_inc(ctr, AFTR_C_SESSION_CREATED);
@@ -306,10 +352,7 @@ nat44_session_create(struct aftr_counters *ctr, const struct nat44_flow *f, __u6
 		e->public_port = bpf_htons(port);
 		evt_submit(e);
 	}
-	struct aftr_session_out *o = bpf_map_lookup_elem(&aftr_sessions_out, &f->key);
-	if (!o)
-		*drop = DROP(DROP_INTERNAL);
-	return o;
+	return 0;
 }
 
 #endif

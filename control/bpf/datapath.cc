@@ -50,9 +50,11 @@ int* FdSlot(MapFds& fds, int i) {
 // libbpf's messages (verifier logs, pin reuse problems) go to our log.
 int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char buf[4096];
-  int n = vsnprintf(buf, sizeof(buf), format, args);
-  std::string line(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  char* buf = nullptr;
+  int n = vasprintf(&buf, format, args);  // verifier logs run to megabytes
+  if (n < 0) return 0;
+  std::string line(buf, n);
+  free(buf);
   while (!line.empty() && line.back() == '\n') line.pop_back();
   LogLine(level == LIBBPF_WARN ? LogLevel::kWarning : LogLevel::kDebug, "libbpf: " + line);
   return n;
