@@ -38,11 +38,14 @@ static __always_inline int l4_parse(struct iphdr *iph, __u32 ihl, void *end, int
 				    struct l4_view *v)
 {
 	void *l4 = (void *)iph + (ihl & 0x3c);
+	/* Headers must fit in the IPv4 packet, not merely in the frame: Ethernet pads short
+	 * frames, and padding is not a header. (parse_ipv4_len checked tot_len >= ihl.) */
+	__u32 l4_len = bpf_ntohs(iph->tot_len) - ihl;
 
 	switch (iph->protocol) {
 	case IPPROTO_TCP: {
 		struct tcphdr *th = parse_tcp(l4, end);
-		if (!th || th->doff < 5)
+		if (!th || th->doff < 5 || th->doff * 4 > l4_len)
 			return DROP(DROP_MALFORMED_L4);
 		v->port = outbound ? &th->source : &th->dest;
 		v->check = (__u16 *)&th->check;
@@ -54,7 +57,7 @@ static __always_inline int l4_parse(struct iphdr *iph, __u32 ihl, void *end, int
 	}
 	case IPPROTO_UDP: {
 		struct udphdr *uh = parse_udp(l4, end);
-		if (!uh)
+		if (!uh || l4_len < sizeof(*uh))
 			return DROP(DROP_MALFORMED_L4);
 		v->port = outbound ? &uh->source : &uh->dest;
 		v->check = uh->check ? (__u16 *)&uh->check : NULL;
@@ -63,7 +66,7 @@ static __always_inline int l4_parse(struct iphdr *iph, __u32 ihl, void *end, int
 	}
 	case IPPROTO_ICMP: {
 		struct icmphdr *ic = parse_icmp(l4, end);
-		if (!ic)
+		if (!ic || l4_len < sizeof(*ic))
 			return DROP(DROP_MALFORMED_L4);
 		/* Echo is translated by its identifier (RFC 5508 section 3.1); errors are not yet. */
 		if (ic->type != (outbound ? ICMP_ECHO : ICMP_ECHOREPLY))
@@ -207,6 +210,9 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counters
 		stat_inc(ctr, AFTR_C_PASS_LOCAL_CONTROL); /* PCP, ICMPv6, management */
 		return XDP_PASS;
 	}
+	/* A payload length past the frame is a truncated packet: not translated. */
+	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > end)
+		return DROP(DROP_MALFORMED_IPV6);
 
 	struct iphdr *iph = parse_ipv4((void *)ip6 + (outer & 0xff), end);
 	if (!iph)
@@ -269,6 +275,12 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counters
 	if ((void *)(iph + 1) > end)
 		return DROP(DROP_INTERNAL);
 
+	__u32 now_ms = now / 1000000;
+	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_ms);
+	if (smac) {
+		ipv4_dec_ttl(iph);
+		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
+	}
 	struct bpf_fib_lookup p = {
 		.family = AF_INET,
 		.tos = iph->tos,
@@ -280,6 +292,7 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counters
 	rc = fib_lookup(ctx, &p);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_failure(rc, ctr); /* on NO_NEIGH the kernel forwards, TTL and all */
+	fib_cache_store(&s->fib, &p, now_ms);
 	ipv4_dec_ttl(iph);
 	return fib_send(ctx, eth, &p, ctr);
 }
@@ -325,7 +338,8 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	if (iph->ttl <= 1)
 		return DROP(DROP_TTL_EXPIRED);
 
-	session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, bpf_ktime_get_coarse_ns());
+	__u64 now = bpf_ktime_get_coarse_ns();
+	session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
 	l4_rewrite(iph, &iph->daddr, s->inner_addr, &v, s->inner_port);
 	if (v.tcp)
 		tcp_clamp_mss(v.tcp, end, ctr);
@@ -343,6 +357,10 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	if ((void *)(ip6 + 1) > end)
 		return DROP(DROP_INTERNAL);
 
+	__u32 now_ms = now / 1000000;
+	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_ms);
+	if (smac)
+		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
 	struct bpf_fib_lookup p = {
 		.family = AF_INET6,
 		.l4_protocol = IPPROTO_IPIP,
@@ -353,6 +371,7 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	rc = fib_lookup(ctx, &p);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_failure(rc, ctr);
+	fib_cache_store(&s->fib, &p, now_ms);
 	return fib_send(ctx, eth, &p, ctr);
 }
 

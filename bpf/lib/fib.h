@@ -33,6 +33,54 @@ static __always_inline int fib_send(struct xdp_md *ctx, struct ethhdr *eth,
 	return bpf_redirect(p->ifindex, 0);
 }
 
+extern const volatile struct aftr_dp_config aftr_cfg;
+
+/* The egress MAC of a cached next hop, or NULL when the session must ask the FIB again
+ * (never looked up, older than fib_cache_ms, or caching off). */
+static __always_inline struct aftr_if_mac *fib_cache_hit(const struct aftr_fib_cache *c, __u32 now_ms)
+{
+	__u32 ifindex = c->ifindex;
+
+	if (!aftr_cfg.fib_cache_ms || !c->stamp_ms || now_ms - c->stamp_ms >= aftr_cfg.fib_cache_ms)
+		return NULL;
+	struct aftr_if_mac *m = bpf_map_lookup_elem(&aftr_if_macs, &ifindex);
+	return m && m->valid ? m : NULL;
+}
+
+static __always_inline int fib_cache_send(struct xdp_md *ctx, struct ethhdr *eth,
+					  const struct aftr_fib_cache *c,
+					  const struct aftr_if_mac *smac, struct aftr_counters *ctr)
+{
+	__builtin_memcpy(eth->h_dest, c->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac->mac, ETH_ALEN);
+	stat_inc(ctr, AFTR_C_FIB_CACHE_HIT);
+	if (c->ifindex == ctx->ingress_ifindex) {
+		stat_inc(ctr, AFTR_C_TX_SAME_IF);
+		return XDP_TX;
+	}
+	stat_inc(ctr, AFTR_C_TX_REDIRECT);
+	return bpf_redirect(c->ifindex, 0);
+}
+
+/* Remembers a successful lookup for the session (and the interface's MAC). */
+static __always_inline void fib_cache_store(struct aftr_fib_cache *c, const struct bpf_fib_lookup *p,
+					    __u32 now_ms)
+{
+	__u32 ifindex = p->ifindex;
+	struct aftr_if_mac *m;
+
+	if (!aftr_cfg.fib_cache_ms || ifindex >= AFTR_MAX_IFINDEX)
+		return;
+	m = bpf_map_lookup_elem(&aftr_if_macs, &ifindex);
+	if (!m)
+		return;
+	__builtin_memcpy(m->mac, p->smac, ETH_ALEN);
+	m->valid = 1;
+	c->ifindex = ifindex;
+	__builtin_memcpy(c->dmac, p->dmac, ETH_ALEN);
+	c->stamp_ms = now_ms | 1; /* never 0, which means "not looked up" */
+}
+
 /* What a failed lookup means for the packet. */
 static __always_inline int fib_failure(int rc, struct aftr_counters *ctr)
 {

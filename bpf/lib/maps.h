@@ -90,6 +90,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aftr_filter_peers SEC(".maps");
 
+/* Source MAC per egress ifindex, for sessions whose next hop is cached. Writer/reader: XDP.
+ * Sizing: AFTR_MAX_IFINDEX (interfaces with a larger index just skip the cache). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AFTR_MAX_IFINDEX);
+	__type(key, __u32);
+	__type(value, struct aftr_if_mac);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_if_macs SEC(".maps");
+
 /* Events for aftrd's log. Writer: XDP. Reader: aftrd's drain thread. Sizing:
  * event_ring_bytes. */
 struct {

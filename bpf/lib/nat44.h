@@ -198,10 +198,19 @@ static long nat44_pick_step(__u32 i, void *data)
 /* Tries NAT44_PORT_TRIES consecutive ports of the subscriber's port space (all its blocks,
  * back to back) from a random start, inserting the Internet-side entry with BPF_NOEXIST.
  * `first_slot` limits the search to blocks from that slot on (a block just added).
- * Returns the port (host order) or 0 when every try was taken; < 0 when the table is full. */
-static __always_inline int nat44_pick_port(const struct nat44_flow *f, struct aftr_subscriber *sub,
-					   __u32 first_slot, __u64 now)
+ * Returns the port (host order) or 0 when every try was taken; < 0 when the table is full.
+ * Global so that its loop context lives in its own stack frame (the chain of frames from
+ * aftr_xdp must stay within 512 bytes). */
+__noinline int nat44_pick_port(const struct nat44_flow *f, __u32 first_slot, __u64 now)
 {
+	struct aftr_subscriber_key sk;
+
+	if (!f)
+		return -1;
+	__builtin_memcpy(sk.b4, f->key.b4, 16);
+	struct aftr_subscriber *sub = bpf_map_lookup_elem(&aftr_subscribers, &sk);
+	if (!sub)
+		return 0;
 	__u32 n = sub->n_blocks;
 
 	if (n > AFTR_MAX_BLOCKS_PER_SUB)
@@ -276,13 +285,11 @@ __noinline int nat44_session_create(const struct nat44_flow *flow, __u64 now)
 	struct aftr_counters *ctr = stat_get();
 	struct aftr_subscriber_key sk;
 	struct aftr_subscriber *sub;
-	struct nat44_flow fl;
-	const struct nat44_flow *f = &fl;
+	const struct nat44_flow *f = flow; /* caller's stack, used in place: stack is tight */
 	int drop;
 
 	if (!flow || !ctr)
 		return DROP(DROP_INTERNAL);
-	__builtin_memcpy(&fl, flow, sizeof(fl));
 	__builtin_memcpy(sk.b4, f->key.b4, 16);
 	sub = bpf_map_lookup_elem(&aftr_subscribers, &sk);
 	if (!sub) {
@@ -297,14 +304,14 @@ __noinline int nat44_session_create(const struct nat44_flow *flow, __u64 now)
 	if (drop)
 		return drop;
 
-	int port = nat44_pick_port(f, sub, 0, now);
+	int port = nat44_pick_port(f, 0, now);
 	if (port == 0) {
 		int slot = nat44_add_block(f, now);
 		if (slot < 0) {
 			nat44_session_unreserve(sub);
 			return slot;
 		}
-		port = nat44_pick_port(f, sub, slot, now);
+		port = nat44_pick_port(f, slot, now);
 		if (port == 0) {
 			nat44_session_unreserve(sub);
 			return DROP(DROP_PORTS_EXHAUSTED);

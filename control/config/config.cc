@@ -313,6 +313,11 @@ class Validator {
       Error("event_ring_bytes", absl::StrCat(ring, " is not a power of two in ", kMinEventRingBytes,
                                              "..", kMaxEventRingBytes));
     }
+    const int32_t fib_cache = config_.fib_cache_ms();
+    if (fib_cache != kFibCacheOff && (fib_cache < 1 || fib_cache > kMaxFibCacheMs)) {
+      Error("fib_cache_ms", absl::StrCat(fib_cache, " is neither -1 (off) nor in 1..",
+                                         kMaxFibCacheMs));
+    }
     const uint32_t sweep = config_.sweep_interval_ms();
     if (sweep < kMinSweepIntervalMs || sweep > kMaxSweepIntervalMs) {
       Error("sweep_interval_ms",
@@ -366,6 +371,7 @@ void ApplyDefaults(Config* config) {
   if (config->sweep_interval_ms() == 0) config->set_sweep_interval_ms(kDefaultSweepIntervalMs);
   if (config->hop_limit() == 0) config->set_hop_limit(kDefaultHopLimit);
   if (config->event_ring_bytes() == 0) config->set_event_ring_bytes(kDefaultEventRingBytes);
+  if (config->fib_cache_ms() == 0) config->set_fib_cache_ms(kDefaultFibCacheMs);
 
   v1::PortBlocks* pb = config->mutable_port_blocks();
   if (pb->port_min() == 0) pb->set_port_min(kDefaultPortMin);

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
@@ -492,3 +493,19 @@ TEST_CASE("the example config loads", "[config]") {
 
 }  // namespace
 }  // namespace aftr::config
+
+TEST_CASE("fib_cache_ms defaults to 1000, accepts -1 (off), rejects other negatives") {
+  const std::string base =
+      "interfaces: \"eth0\" softwire_addresses: \"2001:db8:ffff::1\" "
+      "b4_prefixes: \"2001:db8::/32\" pool_prefixes: \"198.51.100.0/28\" "
+      "log_file: \"/var/log/aftr/events.log\" ";
+  absl::StatusOr<aftr::config::v1::Config> c = aftr::config::ParseConfig(base);
+  REQUIRE(c.ok());
+  CHECK(c->fib_cache_ms() == 1000);
+  c = aftr::config::ParseConfig(base + "fib_cache_ms: -1");
+  REQUIRE(c.ok());
+  CHECK(c->fib_cache_ms() == -1);
+  c = aftr::config::ParseConfig(base + "fib_cache_ms: -5");
+  REQUIRE_FALSE(c.ok());
+  CHECK(absl::StrContains(c.status().message(), "fib_cache_ms"));
+}

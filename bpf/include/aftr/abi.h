@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 1
+#define AFTR_ABI_VERSION 2
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -35,6 +35,7 @@
 	X(IN_TRANSLATED, "in_translated")                                      \
 	X(TX_REDIRECT, "tx_redirect")                                          \
 	X(TX_SAME_IF, "tx_same_if")                                            \
+	X(FIB_CACHE_HIT, "fib_cache_hit")                                      \
 	X(SESSION_CREATED, "session_created")                                  \
 	X(SUBSCRIBER_CREATED, "subscriber_created")                            \
 	X(BLOCK_CLAIMED, "block_claimed")                                      \
@@ -99,6 +100,7 @@ struct aftr_dp_config {
 	__u16 tcp_mss_clamp;       /* 0: off */
 	__u8 hop_limit;            /* of the IPv6 header we push toward the B4 */
 	__u8 pad0;
+	__u32 fib_cache_ms;        /* how long a session reuses its next hop; 0: FIB every packet */
 	__u32 abi_version;
 };
 
@@ -145,6 +147,24 @@ struct aftr_subscriber {
 	__u32 pad;
 };
 
+/* A session's next hop, reused for fib_cache_ms instead of a bpf_fib_lookup per packet (the
+ * lookup is most of the per-packet cost). The source MAC is the egress interface's, kept
+ * once per interface in aftr_if_macs. Refreshed without atomics: two CPUs refreshing one
+ * session's entry at once write the same values. */
+struct aftr_fib_cache {
+	__u32 stamp_ms; /* bpf_ktime_get_coarse_ns() / 1e6, wraps; 0 = never looked up */
+	__u32 ifindex;
+	__u8 dmac[6];
+	__u16 pad;
+};
+
+/* aftr_if_macs (array, index = ifindex): the MAC of each egress interface seen by the FIB. */
+#define AFTR_MAX_IFINDEX 4096
+struct aftr_if_mac {
+	__u8 mac[6];
+	__u16 valid;
+};
+
 /* aftr_sessions_out (hash): subscriber side key. Inner address and port are those the host
  * behind the B4 uses; for ICMP echo the port is the identifier. */
 struct aftr_session_out_key {
@@ -160,6 +180,7 @@ struct aftr_session_out {
 	__u8 tcp_flags; /* AFTR_TCP_SEEN_* seen outbound */
 	__u8 pad;
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() */
+	struct aftr_fib_cache fib; /* toward the Internet */
 };
 
 /* aftr_sessions_in (hash): Internet side key → where the packet goes back to. */
@@ -176,6 +197,7 @@ struct aftr_session_in {
 	__u8 softwire_index; /* which AFTR address the B4 talks to: replies come from it */
 	__u8 tcp_flags;      /* AFTR_TCP_SEEN_* seen inbound */
 	__u64 last_seen_ns;
+	struct aftr_fib_cache fib; /* toward the B4 */
 };
 
 /* TCP flags remembered per direction; the controller derives the RFC 5382 / 7857 state. */
@@ -238,9 +260,11 @@ struct aftr_ctl_args {
 };
 
 AFTR_STATIC_ASSERT(sizeof(struct aftr_session_out_key) == 24, "abi: session_out_key");
-AFTR_STATIC_ASSERT(sizeof(struct aftr_session_out) == 16, "abi: session_out");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_session_out) == 32, "abi: session_out");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_session_in_key) == 8, "abi: session_in_key");
-AFTR_STATIC_ASSERT(sizeof(struct aftr_session_in) == 32, "abi: session_in");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_session_in) == 48, "abi: session_in");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_fib_cache) == 16, "abi: fib_cache");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_if_mac) == 8, "abi: if_mac");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_subscriber) == 48, "abi: subscriber");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_addr) == 8 + 8 * AFTR_BLOCK_WORDS, "abi: pool_addr");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_event) == 40, "abi: event");
