@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# bench/e2e_pps.sh — end-to-end packets/s of three AFTRs, side by side on one lab topology
+# (tests/e2e/lib.sh), in one run:
+#   (a) the do-it-yourself Linux AFTR: seg6local End.DX4 decapsulation + nftables SNAT;
+#   (b) the "ceiling": bench/xdp_decap_min.bpf.c (decapsulate, rewrite the source, redirect;
+#       no tables, no FIB) attached native on the aftr's B4-side interface;
+#   (c) our AFTR: `aftrd --config FILE` in the aftr namespace (skipped if not built).
+# A generator in b4a (BPF_PROG_TEST_RUN with live frames, XDP_TX out of b4a's WAN veth)
+# sends 100-byte DS-Lite frames (IPv6 next-header 4 to 2001:db8:ffff::1 carrying IPv4 UDP
+# 192.0.2.10:20000..20063 -> 203.0.113.10:9) as fast as it can; an XDP sink on inet's
+# interface counts what arrives (per CPU) and drops it. Each measurement: a warm-up (the
+# first packets create the AFTR's sessions), then delivered packets/s over a fixed window.
+# The three AFTRs take turns, round after round; each figure is the median of the rounds.
+# The generator is pinned to one CPU and the receive processing of the aftr's B4-side veth
+# (a threaded NAPI instance, GRO on) to the other.
+#
+# Usage: bench/e2e_pps.sh [--smoke]   (root; --smoke: 1 s per measurement, 1 round)
+# Environment: AFTRD (default <repo>/build/control/aftrd), AFTR_E2E_BENCH (the loader,
+#   default <repo>/build/bench/aftr_e2e_bench), BENCH_SECONDS, BENCH_RUNS, GEN_CPU, AFTR_CPU.
+# Not a test: it prints figures, and ctest does not run it. A full run takes about 1 minute.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=SCRIPTDIR/../tests/e2e/lib.sh
+source "$REPO/tests/e2e/lib.sh"
+
+SMOKE=0
+case "${1:-}" in
+--smoke) SMOKE=1 ;;
+"") ;;
+*) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
+esac
+if ((SMOKE)); then
+	MEASURE_SECONDS=${BENCH_SECONDS:-1} RUNS=${BENCH_RUNS:-1} WARMUP=0.5
+else
+	MEASURE_SECONDS=${BENCH_SECONDS:-5} RUNS=${BENCH_RUNS:-3} WARMUP=1
+fi
+AFTRD=${AFTRD:-$REPO/build/control/aftrd}
+BENCH_TOOL=${AFTR_E2E_BENCH:-$REPO/build/bench/aftr_e2e_bench}
+FLOWS=64
+SPORT_BASE=20000
+if (($(nproc) >= 2)); then
+	GEN_CPU=${GEN_CPU:-0} AFTR_CPU=${AFTR_CPU:-1}
+else
+	GEN_CPU=0 AFTR_CPU=0
+fi
+
+log() { echo "[bench] $*" >&2; }
+
+if [[ $(id -u) != 0 ]]; then
+	echo "e2e_pps: needs root (namespaces, XDP, bpffs)" >&2
+	exit 1
+fi
+if [[ ! -x $BENCH_TOOL ]]; then
+	echo "e2e_pps: $BENCH_TOOL not found; build it: cmake --build build --target aftr_e2e_bench" >&2
+	exit 1
+fi
+
+BENCH_TMP=$(mktemp -d /tmp/aftr-bench.XXXXXX)
+BPFFS=$BENCH_TMP/bpffs
+SINK_PIN=$BPFFS/sink_count
+AFTRD_PID=""
+
+aftrd_stop() {
+	[[ -n $AFTRD_PID ]] || return 0
+	kill -TERM "$AFTRD_PID" 2>/dev/null || true
+	wait "$AFTRD_PID" 2>/dev/null || true
+	AFTRD_PID=""
+}
+
+cleanup() {
+	aftrd_stop
+	topo_destroy
+	if mountpoint -q "$BPFFS" 2>/dev/null; then
+		umount "$BPFFS" || true
+	fi
+	rm -rf -- "$BENCH_TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- topology and measurement plumbing ----
+
+napi_threads() { # PIDs of the kernel threads running NAPI for interfaces named $AFTR_IF_A
+	ps -eo pid=,comm= | awk -v p="napi/$AFTR_IF_A-" 'index($2, p) == 1 {print $1}'
+}
+napi_before=$(napi_threads) # other runs' threads, never touched
+
+topo_create
+mkdir -p "$BPFFS"
+mount -t bpf bpf "$BPFFS"
+
+# The aftr's B4-side veth gets a NAPI instance (GRO on) run by its own kernel thread, which
+# is pinned to AFTR_CPU: there the AFTR under test does its work (XDP or the kernel stack),
+# including the redirect into inet and the sink, while the generator spins on GEN_CPU.
+veth_napi_on aftr "$AFTR_IF_A"
+in_ns aftr sh -c "echo 1 > /sys/class/net/$AFTR_IF_A/threaded"
+
+# pin_napi: pins this run's NAPI thread of the aftr's B4-side veth to AFTR_CPU (the kernel
+# may recreate the thread when an XDP program comes or goes, so this runs before each run).
+pin_napi() {
+	local pid found=0
+	for pid in $(napi_threads); do
+		grep -qx "$pid" <<<"$napi_before" && continue
+		taskset -pc "$AFTR_CPU" "$pid" >/dev/null
+		found=1
+	done
+	((found)) || log "warning: no NAPI thread found for $AFTR_IF_A; receive CPU not pinned"
+}
+
+in_ns inet "$BENCH_TOOL" sink-attach --dev "$INET_IF" --pin "$SINK_PIN"
+
+gen() {
+	in_ns b4a "$BENCH_TOOL" gen --dev "$B4_IF_WAN" \
+		--src-mac "$MAC_B4A_WAN" --dst-mac "$MAC_AFTR_A" \
+		--src6 "$B4A_ADDR6" --dst6 "$SOFTWIRE_ADDR6" --src4 "$HOST_ADDR4" --dst4 "$INET_ADDR4" \
+		--dport 9 --sport-base "$SPORT_BASE" --flows "$FLOWS" \
+		--warmup "$WARMUP" --seconds "$MEASURE_SECONDS" --cpu "$GEN_CPU" --sink "$SINK_PIN"
+}
+
+field() { # field KEY LINE: the value of KEY=VALUE in LINE
+	tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
+}
+
+median() { # median VALUES...
+	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+mpps() { awk -v p="$1" 'BEGIN {printf "%.3f", p / 1e6}'; }
+
+ORDER=(diy ceiling aftrd)
+declare -A LABEL=([diy]="DIY Linux AFTR (End.DX4 + nft SNAT)"
+	[ceiling]="ceiling XDP (decap + SNAT + redirect)"
+	[aftrd]="aftrd (XDP AFTR)")
+# Per AFTR: PPS[key] all runs' delivered pps (space-separated), PPS[key,round] one run's,
+# OFFERED[key] the generator's rates, CPUS[key] where the last run ran, NOTE[key] why none.
+declare -A PPS OFFERED CPUS NOTE
+
+# run_once KEY ROUND: one generator run against whatever AFTR is in place now.
+run_once() {
+	local key=$1 round=$2 line pps offered
+	pin_napi
+	line=$(gen)
+	pps=$(field delivered_pps "$line")
+	offered=$(field offered_pps "$line")
+	PPS[$key]+="$pps "
+	PPS[$key,$round]=$pps
+	OFFERED[$key]+="$offered "
+	CPUS[$key]="generator on CPU $(field gen_cpu "$line"), sink packets per CPU:"
+	CPUS[$key]+=$(tr ' ' '\n' <<<"$line" | sed -n 's/^sink_cpu\([0-9]*\)=\(.*\)/ cpu\1=\2/p' | tr -d '\n')
+	log "round $round/$RUNS ${LABEL[$key]}: delivered $(mpps "$pps") Mpps (offered $(mpps "$offered"))"
+}
+
+# (c)'s configuration: the lab's interfaces and pool, maps pinned in this run's bpffs.
+AFTRD_CONFIG=$BENCH_TMP/aftrd.textproto
+cat >"$AFTRD_CONFIG" <<EOF
+# proto-message: aftr.config.v1.Config (generated by bench/e2e_pps.sh)
+interfaces: "$AFTR_IF_A"
+interfaces: "$AFTR_IF_B"
+interfaces: "$AFTR_IF_INET"
+softwire_addresses: "$SOFTWIRE_ADDR6"
+b4_prefixes: "2001:db8::/32"
+pool_prefixes: "198.51.100.0/28"
+port_blocks { block_size: 512 }
+log_file: "$BENCH_TMP/aftr-events.log"
+pin_path: "$BPFFS/aftr"
+EOF
+if [[ ! -x $AFTRD ]]; then
+	NOTE[aftrd]="skipped: $AFTRD not built (set AFTRD=/path/to/aftrd)"
+	log "(c) ${NOTE[aftrd]}"
+fi
+
+# (c) one round: aftrd started afresh (empty pin directory), measured, stopped.
+aftrd_round() {
+	local round=$1 dev
+	rm -rf -- "${BPFFS:?}/aftr"
+	ip netns exec "$NS_AFTR" "$AFTRD" --config "$AFTRD_CONFIG" >>"$BENCH_TMP/aftrd.log" 2>&1 &
+	AFTRD_PID=$!
+	if wait_until 15 bash -c "kill -0 $AFTRD_PID && ip -n $NS_AFTR link show dev $AFTR_IF_A | grep -q xdp"; then
+		run_once aftrd "$round"
+	else
+		NOTE[aftrd]="failed: aftrd did not attach XDP to $AFTR_IF_A within 15 s"
+		log "(c) ${NOTE[aftrd]}; its output:"
+		tail -n 20 "$BENCH_TMP/aftrd.log" >&2 || true
+	fi
+	aftrd_stop
+	for dev in "$AFTR_IF_A" "$AFTR_IF_B" "$AFTR_IF_INET"; do # in case it left one behind
+		in_ns aftr ip link set dev "$dev" xdp off 2>/dev/null || true
+	done
+}
+
+# The AFTRs take turns within each round, so that load from elsewhere on this shared
+# machine, which drifts over a minute, weighs on all three alike.
+for ((round = 1; round <= RUNS; round++)); do
+	diy_aftr_enable a # (a)
+	run_once diy "$round"
+	diy_aftr_disable
+
+	in_ns aftr "$BENCH_TOOL" ceiling-attach --dev "$AFTR_IF_A" --out "$AFTR_IF_INET" \
+		--src-mac "$MAC_AFTR_INET" --dst-mac "$MAC_INET" --saddr "$DIY_POOL_ADDR4" # (b)
+	run_once ceiling "$round"
+	in_ns aftr ip link set dev "$AFTR_IF_A" xdp off
+
+	if [[ -z ${NOTE[aftrd]:-} ]]; then # (c)
+		aftrd_round "$round"
+	fi
+done
+
+# ---- report ----
+declare -A MEDIAN
+for key in "${ORDER[@]}"; do
+	if [[ -n ${PPS[$key]:-} && -z ${NOTE[$key]:-} ]]; then
+		# shellcheck disable=SC2086 # the per-run list is split on purpose
+		MEDIAN[$key]=$(median ${PPS[$key]})
+	fi
+done
+# ratio KEY BASE: the median over rounds of KEY's rate / BASE's rate in the same round (two
+# AFTRs measured seconds apart share the machine's momentary load better than two medians).
+ratio() {
+	local key=$1 base=$2 r ratios=()
+	[[ -n ${MEDIAN[$key]:-} && -n ${MEDIAN[$base]:-} ]] || { echo "-"; return; }
+	for ((r = 1; r <= RUNS; r++)); do
+		[[ -n ${PPS[$key,$r]:-} && -n ${PPS[$base,$r]:-} ]] || continue
+		ratios+=("$(awk -v a="${PPS[$key,$r]}" -v b="${PPS[$base,$r]}" 'BEGIN {print (b > 0) ? a / b : 0}')")
+	done
+	((${#ratios[@]})) || { echo "-"; return; }
+	awk -v x="$(median "${ratios[@]}")" 'BEGIN {printf "%.2f", x}'
+}
+spread() { # spread VALUES...: "min-max" in Mpps
+	printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1}
+		END {printf "%.2f-%.2f", lo / 1e6, hi / 1e6}'
+}
+echo
+echo "End-to-end DS-Lite packets/s delivered: 100-byte frames, $FLOWS flows, ${MEASURE_SECONDS} s" \
+	"per run after ${WARMUP} s warm-up; Mpps: median of $RUNS round(s); ratios: median of the" \
+	"rounds' ratios"
+echo "kernel $(uname -r), $(nproc) CPUs, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-40s %8s %12s %8s %10s\n' "AFTR" "Mpps" "runs" "x DIY" "x ceiling"
+for key in "${ORDER[@]}"; do
+	if [[ -n ${MEDIAN[$key]:-} ]]; then
+		# shellcheck disable=SC2086
+		printf '%-40s %8s %12s %8s %10s\n' "${LABEL[$key]}" "$(mpps "${MEDIAN[$key]}")" \
+			"$(spread ${PPS[$key]})" "$(ratio "$key" diy)" "$(ratio "$key" ceiling)"
+	else
+		printf '%-40s %s\n' "${LABEL[$key]}" "${NOTE[$key]:-no result}"
+	fi
+done
+echo
+echo "Generator: in b4a, BPF_PROG_TEST_RUN with live frames (XDP_TX out of $B4_IF_WAN)," \
+	"pinned to CPU $GEN_CPU."
+echo "Receive processing: the NAPI thread of aftr/$AFTR_IF_A (the AFTR's work, the redirect" \
+	"into inet and the sink), pinned to CPU $AFTR_CPU. Last run of each:"
+for key in "${ORDER[@]}"; do
+	[[ -n ${MEDIAN[$key]:-} ]] || continue
+	# shellcheck disable=SC2086
+	echo "  ${LABEL[$key]}: ${CPUS[$key]}; offered $(mpps "$(median ${OFFERED[$key]})") Mpps (median)"
+done
