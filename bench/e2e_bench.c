@@ -9,11 +9,13 @@
  *       attach xdp_decap_min (native) on IF, redirecting out of --out with those MACs
  *   gen --dev IF --src-mac MAC --dst-mac MAC --src6 IPV6 --dst6 IPV6 --src4 IPV4 --dst4 IPV4
  *       [--dport 9] [--sport-base 20000] [--flows 64] [--warmup S] [--seconds S] [--cpu N]
- *       [--sink FILE]
+ *       [--sink FILE] [--rx-threads PID,PID...]
  *       send 100-byte DS-Lite frames out of IF (XDP_TX under BPF_PROG_TEST_RUN with live
  *       frames, one long call stopped by a signal) for warmup + seconds; with --sink, read
  *       the sink counter at the end of the warm-up and of the measurement window and print
- *       the delivered rate. Output: key=value pairs on one line.
+ *       the delivered rate; with --rx-threads, also the share of the window those threads
+ *       (the receive side: NAPI thread, ksoftirqd) spent on a CPU and waiting for one
+ *       (/proc/PID/schedstat). Output: key=value pairs on one line.
  *
  * XDP attached with sink-attach/ceiling-attach stays after this program exits (netlink
  * attach); remove it with `ip link set dev IF xdp off`. */
@@ -57,7 +59,7 @@ static void die(const char *fmt, ...)
 }
 
 struct opts {
-	const char *dev, *out, *pin, *sink;
+	const char *dev, *out, *pin, *sink, *rx_threads;
 	uint8_t src_mac[6], dst_mac[6];
 	int have_src_mac, have_dst_mac;
 	struct in6_addr src6, dst6;
@@ -86,7 +88,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "saddr", required_argument, 0, 'a' },	   { "dport", required_argument, 0, 'P' },
 		{ "sport-base", required_argument, 0, 'b' }, { "flows", required_argument, 0, 'f' },
 		{ "warmup", required_argument, 0, 'w' },   { "seconds", required_argument, 0, 's' },
-		{ "cpu", required_argument, 0, 'c' },	   { 0, 0, 0, 0 },
+		{ "cpu", required_argument, 0, 'c' },	   { "rx-threads", required_argument, 0, 'r' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 
@@ -111,6 +114,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'w': o->warmup = strtod(optarg, NULL); break;
 		case 's': o->seconds = strtod(optarg, NULL); break;
 		case 'c': o->cpu = strtoul(optarg, NULL, 0); break;
+		case 'r': o->rx_threads = optarg; break;
 		default: die("unknown option (see the header of bench/e2e_bench.c)");
 		}
 	}
@@ -298,6 +302,34 @@ static void sleep_s(double s)
 		;
 }
 
+/* Sums, over the comma-separated PIDs, the nanoseconds spent on a CPU and waiting on a run
+ * queue (the first two fields of /proc/PID/schedstat). */
+static void schedstat_sum(const char *pids, uint64_t *run_ns, uint64_t *wait_ns)
+{
+	char path[64];
+	const char *p = pids;
+
+	*run_ns = *wait_ns = 0;
+	while (p && *p) {
+		unsigned long long run = 0, wait = 0;
+		long pid = strtol(p, NULL, 10);
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%ld/schedstat", pid);
+		f = fopen(path, "r");
+		if (f) {
+			if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+				run = wait = 0;
+			fclose(f);
+		}
+		*run_ns += run;
+		*wait_ns += wait;
+		p = strchr(p, ',');
+		if (p)
+			p++;
+	}
+}
+
 struct window {
 	pthread_t generator;
 	const struct opts *o;
@@ -305,6 +337,7 @@ struct window {
 	double t0, t1;
 	uint64_t c0, c1;
 	uint64_t per_cpu0[256], per_cpu1[256];
+	uint64_t run0, run1, wait0, wait1; /* schedstat of --rx-threads */
 	_Atomic int generator_done; /* set once the BPF_PROG_TEST_RUN call has returned */
 };
 
@@ -322,10 +355,12 @@ static void *window_thread(void *arg)
 	w->t0 = now_s();
 	if (w->sink_fd >= 0)
 		w->c0 = sink_read(w->sink_fd, w->per_cpu0, 256);
+	schedstat_sum(w->o->rx_threads, &w->run0, &w->wait0);
 	sleep_s(w->o->seconds);
 	w->t1 = now_s();
 	if (w->sink_fd >= 0)
 		w->c1 = sink_read(w->sink_fd, w->per_cpu1, 256);
+	schedstat_sum(w->o->rx_threads, &w->run1, &w->wait1);
 	/* Repeated until it lands: a signal that arrives just before the call starts is lost. */
 	while (!w->generator_done) {
 		pthread_kill(w->generator, SIGUSR1);
@@ -400,6 +435,11 @@ static int cmd_gen(const struct opts *o)
 		for (int i = 0; i < ncpus && i < 256; i++)
 			printf(" sink_cpu%d=%llu", i,
 			       (unsigned long long)(w.per_cpu1[i] - w.per_cpu0[i]));
+	}
+	if (o->rx_threads) {
+		double win_ns = (w.t1 - w.t0) * 1e9;
+		printf(" rx_busy=%.3f rx_wait=%.3f", (w.run1 - w.run0) / win_ns,
+		       (w.wait1 - w.wait0) / win_ns);
 	}
 	printf("\n");
 	xdp_dslite_gen__destroy(skel);

@@ -12,7 +12,10 @@
 # first packets create the AFTR's sessions), then delivered packets/s over a fixed window.
 # The three AFTRs take turns, round after round; each figure is the median of the rounds.
 # The generator is pinned to one CPU and the receive processing of the aftr's B4-side veth
-# (a threaded NAPI instance, GRO on) to the other.
+# (a threaded NAPI instance, GRO on) to the other; the share of each window that the
+# receive threads actually got on their CPU is reported ("rx busy"), because other work on
+# this shared 2-core machine halves the figures when it runs (a quiet machine gave
+# DIY ~0.45, ceiling ~4.5 Mpps; a busy one ~0.2 and ~1.4-2.4).
 #
 # Usage: bench/e2e_pps.sh [--smoke]   (root; --smoke: 1 s per measurement, 1 round)
 # Environment: AFTRD (default <repo>/build/control/aftrd), AFTR_E2E_BENCH (the loader,
@@ -98,15 +101,21 @@ veth_napi_on aftr "$AFTR_IF_A"
 in_ns aftr sh -c "echo 1 > /sys/class/net/$AFTR_IF_A/threaded"
 
 # pin_napi: pins this run's NAPI thread of the aftr's B4-side veth to AFTR_CPU (the kernel
-# may recreate the thread when an XDP program comes or goes, so this runs before each run).
+# may recreate the thread when an XDP program comes or goes, so this runs before each run),
+# and sets RX_THREADS to it plus AFTR_CPU's ksoftirqd (which takes over the softirq work of
+# the redirect target when it piles up): the threads whose CPU time the generator reports.
+RX_THREADS=""
 pin_napi() {
-	local pid found=0
+	local pid
+	RX_THREADS=$(ps -eo pid=,comm= | awk -v k="ksoftirqd/$AFTR_CPU" '$2 == k {print $1}')
 	for pid in $(napi_threads); do
 		grep -qx "$pid" <<<"$napi_before" && continue
 		taskset -pc "$AFTR_CPU" "$pid" >/dev/null
-		found=1
+		RX_THREADS+=",$pid"
 	done
-	((found)) || log "warning: no NAPI thread found for $AFTR_IF_A; receive CPU not pinned"
+	[[ $RX_THREADS == *,* ]] ||
+		log "warning: no NAPI thread found for $AFTR_IF_A; receive CPU not pinned"
+	RX_THREADS=${RX_THREADS#,}
 }
 
 in_ns inet "$BENCH_TOOL" sink-attach --dev "$INET_IF" --pin "$SINK_PIN"
@@ -116,7 +125,8 @@ gen() {
 		--src-mac "$MAC_B4A_WAN" --dst-mac "$MAC_AFTR_A" \
 		--src6 "$B4A_ADDR6" --dst6 "$SOFTWIRE_ADDR6" --src4 "$HOST_ADDR4" --dst4 "$INET_ADDR4" \
 		--dport 9 --sport-base "$SPORT_BASE" --flows "$FLOWS" \
-		--warmup "$WARMUP" --seconds "$MEASURE_SECONDS" --cpu "$GEN_CPU" --sink "$SINK_PIN"
+		--warmup "$WARMUP" --seconds "$MEASURE_SECONDS" --cpu "$GEN_CPU" --sink "$SINK_PIN" \
+		--rx-threads "$RX_THREADS"
 }
 
 field() { # field KEY LINE: the value of KEY=VALUE in LINE
@@ -135,22 +145,29 @@ declare -A LABEL=([diy]="DIY Linux AFTR (End.DX4 + nft SNAT)"
 	[ceiling]="ceiling XDP (decap + SNAT + redirect)"
 	[aftrd]="aftrd (XDP AFTR)")
 # Per AFTR: PPS[key] all runs' delivered pps (space-separated), PPS[key,round] one run's,
-# OFFERED[key] the generator's rates, CPUS[key] where the last run ran, NOTE[key] why none.
-declare -A PPS OFFERED CPUS NOTE
+# OFFERED[key] the generator's rates, BUSY[key] the receive threads' on-CPU shares,
+# PER_CORE[key] delivered pps per on-CPU second, CPUS[key] where the last run ran,
+# NOTE[key] why there is no figure.
+declare -A PPS OFFERED BUSY PER_CORE CPUS NOTE
 
 # run_once KEY ROUND: one generator run against whatever AFTR is in place now.
 run_once() {
-	local key=$1 round=$2 line pps offered
+	local key=$1 round=$2 line pps offered busy wait
 	pin_napi
 	line=$(gen)
 	pps=$(field delivered_pps "$line")
 	offered=$(field offered_pps "$line")
+	busy=$(field rx_busy "$line")
+	wait=$(field rx_wait "$line")
+	BUSY[$key]+="$busy "
+	PER_CORE[$key]+="$(awk -v p="$pps" -v b="$busy" 'BEGIN {print (b > 0) ? p / b : 0}') "
 	PPS[$key]+="$pps "
 	PPS[$key,$round]=$pps
 	OFFERED[$key]+="$offered "
 	CPUS[$key]="generator on CPU $(field gen_cpu "$line"), sink packets per CPU:"
 	CPUS[$key]+=$(tr ' ' '\n' <<<"$line" | sed -n 's/^sink_cpu\([0-9]*\)=\(.*\)/ cpu\1=\2/p' | tr -d '\n')
-	log "round $round/$RUNS ${LABEL[$key]}: delivered $(mpps "$pps") Mpps (offered $(mpps "$offered"))"
+	log "round $round/$RUNS ${LABEL[$key]}: delivered $(mpps "$pps") Mpps (offered" \
+		"$(mpps "$offered"); receive threads on CPU $busy, waiting $wait of the time)"
 }
 
 # (c)'s configuration: the lab's interfaces and pool, maps pinned in this run's bpffs.
@@ -237,17 +254,24 @@ echo "End-to-end DS-Lite packets/s delivered: 100-byte frames, $FLOWS flows, ${M
 	"per run after ${WARMUP} s warm-up; Mpps: median of $RUNS round(s); ratios: median of the" \
 	"rounds' ratios"
 echo "kernel $(uname -r), $(nproc) CPUs, load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-40s %8s %12s %8s %10s\n' "AFTR" "Mpps" "runs" "x DIY" "x ceiling"
+printf '%-40s %7s %11s %6s %9s %7s %9s\n' "AFTR" "Mpps" "runs" "x DIY" "x ceiling" \
+	"rx busy" "Mpps/core"
 for key in "${ORDER[@]}"; do
 	if [[ -n ${MEDIAN[$key]:-} ]]; then
 		# shellcheck disable=SC2086
-		printf '%-40s %8s %12s %8s %10s\n' "${LABEL[$key]}" "$(mpps "${MEDIAN[$key]}")" \
-			"$(spread ${PPS[$key]})" "$(ratio "$key" diy)" "$(ratio "$key" ceiling)"
+		printf '%-40s %7s %11s %6s %9s %7s %9s\n' "${LABEL[$key]}" "$(mpps "${MEDIAN[$key]}")" \
+			"$(spread ${PPS[$key]})" "$(ratio "$key" diy)" "$(ratio "$key" ceiling)" \
+			"$(awk -v x="$(median ${BUSY[$key]})" 'BEGIN {printf "%.2f", x}')" \
+			"$(mpps "$(median ${PER_CORE[$key]})")"
 	else
 		printf '%-40s %s\n' "${LABEL[$key]}" "${NOTE[$key]:-no result}"
 	fi
 done
 echo
+echo "rx busy: share of each window the receive threads (napi/$AFTR_IF_A, ksoftirqd/$AFTR_CPU)" \
+	"were on CPU $AFTR_CPU; below 1.00, that CPU was shared with other work or the receive side"
+echo "idled. Mpps/core = delivered / rx busy: per-core throughput, less sensitive to other load" \
+	"on this shared machine (medians)."
 echo "Generator: in b4a, BPF_PROG_TEST_RUN with live frames (XDP_TX out of $B4_IF_WAN)," \
 	"pinned to CPU $GEN_CPU."
 echo "Receive processing: the NAPI thread of aftr/$AFTR_IF_A (the AFTR's work, the redirect" \

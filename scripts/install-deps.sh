@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev catch2 cmake ninja-build pkg-config g++
   # lab, e2e tests, benchmark peers
-  iproute2 curl socat python3 python3-scapy nftables conntrack netsniff-ng tcpdump ethtool
+  iproute2 iputils-ping curl socat python3 python3-scapy nftables conntrack netsniff-ng tcpdump ethtool
 )
 missing=()
 for p in "${packages[@]}"; do

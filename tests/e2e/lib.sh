@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this
 # tests/e2e/lib.sh — builds and tears down the DS-Lite lab topology in network namespaces.
 # Sourced (never run) by the e2e tests, the lab and bench/e2e_pps.sh.
 #
@@ -24,11 +24,28 @@
 #   topo_create
 #   in_ns h1 ping -c 1 -W 2 203.0.113.10
 #
+# Functions:
+#   topo_create / topo_destroy     build / tear down everything (destroy is idempotent and
+#                                  also removes whatever this run's prefix left behind)
+#   in_ns ROLE CMD...              run CMD in a namespace (ROLE h1 h2 b4a b4b aftr inet, or a
+#                                  full namespace name); ns_name ROLE prints the name
+#   bg_in_ns ROLE LOG CMD...       start CMD in the background there, PID kept for servers_stop
+#   servers_start / servers_stop   http_server_start (python3 http.server on 203.0.113.10:80,
+#                                  file $HTTP_FILE of $HTTP_FILE_BYTES) + udp_echo_start (socat
+#                                  on 203.0.113.10:7); stop kills only the PIDs they recorded
+#   diy_aftr_enable [a|b] / diy_aftr_disable   the kernel "do-it-yourself" AFTR in aftr
+#   veth_napi_on ROLE DEV          GRO on, so XDP redirects into DEV's peer are accepted
+#   wait_until SECONDS CMD...      poll until CMD succeeds
+#
 # Namespaces are named ${TOPO_PREFIX}<role>, roles h1 h2 b4a b4b aftr inet; TOPO_PREFIX
 # defaults to "aftr-$$-" so parallel runs never clash (set it before sourcing to change it).
-# Every interface inside the namespaces has a fixed name and a fixed MAC (below), so a
-# config file can name them and a generator can address them.
-# Needs root, iproute2, ethtool, nftables (DIY AFTR), python3 and socat (servers).
+# ($NS_H1 ... $NS_INET hold the names.) Every interface inside the namespaces has a fixed
+# name and a fixed MAC (below), so a config file can name them and a generator can address
+# them. Static neighbour entries everywhere (no ARP/ND races); TX checksum offload off on
+# every veth (see _veth); GRO on for b4a/b4b wan0 and inet eth0, the receivers of the
+# AFTR's XDP redirects.
+# Needs root, iproute2, ethtool, nftables + conntrack (DIY AFTR), python3 and socat (servers);
+# the tests also use ping (iputils-ping, not in every minimal Debian image) and curl.
 
 TOPO_PREFIX=${TOPO_PREFIX:-aftr-$$-}
 TOPO_ROLES=(h1 h2 b4a b4b aftr inet)
@@ -123,9 +140,15 @@ veth_napi_on() {
 }
 
 # _veth ROLE_A DEV_A MAC_A ROLE_B DEV_B MAC_B: a veth pair created directly in its namespaces.
+# TX checksum offload is turned off on both ends: a veth otherwise hands TCP/UDP packets on
+# with only the pseudo-header sum in the checksum field (CHECKSUM_PARTIAL), an XDP program
+# that rewrites them incrementally then forwards a wrong checksum, and the receiver drops
+# them (ping works, TCP and UDP do not). Real NICs deliver complete checksums.
 _veth() {
 	ip link add "$2" address "$3" netns "$(ns_name "$1")" type veth \
 		peer name "$5" address "$6" netns "$(ns_name "$4")"
+	in_ns "$1" ethtool -K "$2" tx off >/dev/null
+	in_ns "$4" ethtool -K "$5" tx off >/dev/null
 	in_ns "$1" ip link set "$2" up
 	in_ns "$4" ip link set "$5" up
 }
@@ -203,9 +226,9 @@ topo_create() {
 
 # _kill_pid PID: TERM, then KILL after 3 s; only for PIDs this run recorded.
 _kill_pid() {
-	local pid=$1 i
+	local pid=$1
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 30); do
+	for _ in $(seq 30); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
@@ -335,5 +358,6 @@ diy_aftr_disable() {
 		in_ns aftr ip -6 rule add pref 0 lookup local
 		in_ns aftr ip -6 rule del pref 1000 lookup local 2>/dev/null || true
 	fi
+	in_ns aftr ip sr tunsrc set :: 2>/dev/null || true
 	in_ns aftr conntrack -F >/dev/null 2>&1 || true
 }
