@@ -15,6 +15,7 @@ function(aftr_bpf_object name source)
     OUTPUT ${obj}
     COMMAND ${AFTR_CLANG} -O2 -g -Wall -Werror -target bpf -mcpu=v3
             -I${CMAKE_CURRENT_SOURCE_DIR}/include -I${CMAKE_CURRENT_SOURCE_DIR}
+            -I${PROJECT_SOURCE_DIR}/bpf/include -I${PROJECT_SOURCE_DIR}/bpf
             -I/usr/include/${AFTR_MULTIARCH}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${obj}
     DEPENDS ${source} ${ARG_DEPENDS}
