@@ -41,7 +41,10 @@ static __always_inline struct aftr_if_mac *fib_cache_hit(const struct aftr_fib_c
 {
 	__u32 ifindex = c->ifindex;
 
-	if (!aftr_cfg.fib_cache_ms || !c->stamp_ms || now_ms - c->stamp_ms >= aftr_cfg.fib_cache_ms)
+	/* stamp_ms was stored as now_ms | 1: compare like with like, or a packet in the same
+	 * millisecond as an even stamp computes an age of 2^32 - 1 and misses. */
+	if (!aftr_cfg.fib_cache_ms || !c->stamp_ms ||
+	    (now_ms | 1) - c->stamp_ms >= aftr_cfg.fib_cache_ms)
 		return NULL;
 	struct aftr_if_mac *m = bpf_map_lookup_elem(&aftr_if_macs, &ifindex);
 	return m && m->valid ? m : NULL;
@@ -51,6 +54,11 @@ static __always_inline int fib_cache_send(struct xdp_md *ctx, struct ethhdr *eth
 					  const struct aftr_fib_cache *c,
 					  const struct aftr_if_mac *smac, struct aftr_counters *ctr)
 {
+	__u32 mtu_len = 0;
+
+	/* Skipping bpf_fib_lookup skips its MTU check too: redo that part (device MTU). */
+	if (bpf_check_mtu(ctx, c->ifindex, &mtu_len, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED)
+		return DROP(DROP_TOO_BIG);
 	__builtin_memcpy(eth->h_dest, c->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac->mac, ETH_ALEN);
 	stat_inc(ctr, AFTR_C_FIB_CACHE_HIT);

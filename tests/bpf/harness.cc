@@ -171,6 +171,7 @@ aftr_dp_config ConfigWithPorts(uint16_t port_min, uint16_t port_max, uint16_t bl
   c.filtering = AFTR_FILTER_ENDPOINT_INDEPENDENT;
   c.tcp_mss_clamp = 1420;
   c.hop_limit = 64;
+  c.fib_cache_ms = 0;  // look up every packet unless a test wants the cache
   c.abi_version = AFTR_ABI_VERSION;
   return c;
 }
@@ -214,10 +215,7 @@ Harness::Harness(const aftr_dp_config& cfg, const MapSizes& sizes)
       pa.used[b / 64] |= 1ull << (b % 64);
     SetPoolAddr(i, pa);
   }
-  uint32_t zero = 0;
-  aftr_pool_hint hint{};
-  if (bpf_map_update_elem(MapFd("aftr_pool_hint"), &zero, &hint, BPF_ANY))
-    Fail("seed aftr_pool_hint", errno);
+  SetPoolHint(aftr_pool_hint{});
 
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.aftr_events), &Harness::OnEvent,
                            &pending_events_, nullptr);
@@ -349,6 +347,12 @@ aftr_pool_addr Harness::PoolAddr(uint32_t index) const {
 void Harness::SetPoolAddr(uint32_t index, const aftr_pool_addr& value) {
   if (bpf_map_update_elem(MapFd("aftr_pool_addrs"), &index, &value, BPF_ANY))
     Fail("update aftr_pool_addrs", errno);
+}
+
+void Harness::SetPoolHint(const aftr_pool_hint& hint) {
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(MapFd("aftr_pool_hint"), &zero, &hint, BPF_ANY))
+    Fail("update aftr_pool_hint", errno);
 }
 
 }  // namespace bpftest

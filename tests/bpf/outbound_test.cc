@@ -2,6 +2,9 @@
 // endpoint-independent mapping, Destination Options handling, TCP MSS clamping, ICMP echo.
 #include <arpa/inet.h>
 
+#include <chrono>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "flows.h"
@@ -327,6 +330,31 @@ TEST_CASE("outbound: the outer hop limit is not checked at the tunnel endpoint (
   RunResult r = h.Run(FromB4(kB4a).HopLimit(1).Udp(kInnerPort, 7).Build());
   CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
   CHECK(h.Counter(AFTR_C_OUT_TRANSLATED) == 1);
+}
+
+TEST_CASE("outbound and inbound: last_seen is refreshed, but at most every quarter second",
+          "[outbound][inbound]") {
+  Harness h;
+  Mapping m = TranslateUdp(h, kB4a, kInnerPort);
+  aftr_session_out_key ok = OutKey(kB4a, kInner, kInnerPort, kProtoUdp);
+  aftr_session_in_key ik = InKey(m, kProtoUdp);
+  const uint64_t out0 = h.SessionOut(ok)->last_seen_ns;
+  const uint64_t in0 = h.SessionIn(ik)->last_seen_ns;
+  CHECK(out0 == in0);  // both stamped at creation
+
+  // Straight away: within the granularity, nothing is written.
+  TranslateUdp(h, kB4a, kInnerPort);
+  h.Run(FromInternet(kRemote, m.addr).Udp(kRemotePort, m.port).Build());
+  CHECK(h.SessionOut(ok)->last_seen_ns == out0);
+  CHECK(h.SessionIn(ik)->last_seen_ns == in0);
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  TranslateUdp(h, kB4a, kInnerPort);
+  const uint64_t out1 = h.SessionOut(ok)->last_seen_ns;
+  CHECK(out1 >= out0 + 250'000'000ull);
+  CHECK(h.SessionIn(ik)->last_seen_ns == in0);  // each direction keeps its own
+  h.Run(FromInternet(kRemote, m.addr).Udp(kRemotePort, m.port).Build());
+  CHECK(h.SessionIn(ik)->last_seen_ns >= in0 + 250'000'000ull);
 }
 
 }  // namespace
