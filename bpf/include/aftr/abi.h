@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 2
+#define AFTR_ABI_VERSION 3
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -49,7 +49,6 @@
 	X(DROP_MALFORMED_EXT_HDR, "drop_malformed_ext_hdr")                    \
 	X(DROP_MALFORMED_IPV4, "drop_malformed_ipv4")                          \
 	X(DROP_MALFORMED_L4, "drop_malformed_l4")                              \
-	X(DROP_HOP_LIMIT, "drop_hop_limit")                                    \
 	X(DROP_TTL_EXPIRED, "drop_ttl_expired")                                \
 	X(DROP_FRAGMENT, "drop_fragment")                                      \
 	X(DROP_UNSUPPORTED_PROTO, "drop_unsupported_proto")                    \
