@@ -54,10 +54,10 @@ static __always_inline int fib_cache_send(struct xdp_md *ctx, struct ethhdr *eth
 					  const struct aftr_fib_cache *c,
 					  const struct aftr_if_mac *smac, struct aftr_counters *ctr)
 {
-	__u32 mtu_len = 0;
-
-	/* Skipping bpf_fib_lookup skips its MTU check too: redo that part (device MTU). */
-	if (bpf_check_mtu(ctx, c->ifindex, &mtu_len, 0, 0) == BPF_MTU_CHK_RET_FRAG_NEEDED)
+	/* Skipping bpf_fib_lookup skips its MTU check too: compare with the MTU it reported
+	 * (route or device) when the next hop was cached; cheaper than bpf_check_mtu. */
+	__u32 l3_len = ctx->data_end - ctx->data - sizeof(*eth);
+	if (l3_len > c->mtu)
 		return DROP(DROP_TOO_BIG);
 	__builtin_memcpy(eth->h_dest, c->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac->mac, ETH_ALEN);
@@ -85,6 +85,7 @@ static __always_inline void fib_cache_store(struct aftr_fib_cache *c, const stru
 	__builtin_memcpy(m->mac, p->smac, ETH_ALEN);
 	m->valid = 1;
 	c->ifindex = ifindex;
+	c->mtu = p->mtu_result; /* set by a successful lookup (it shares tot_len's place) */
 	__builtin_memcpy(c->dmac, p->dmac, ETH_ALEN);
 	c->stamp_ms = now_ms | 1; /* never 0, which means "not looked up" */
 }

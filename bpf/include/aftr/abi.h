@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 3
+#define AFTR_ABI_VERSION 4
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -154,7 +154,7 @@ struct aftr_fib_cache {
 	__u32 stamp_ms; /* bpf_ktime_get_coarse_ns() / 1e6, wraps; 0 = never looked up */
 	__u32 ifindex;
 	__u8 dmac[6];
-	__u16 pad;
+	__u16 mtu; /* of the route/device, from the lookup: larger packets are dropped too big */
 };
 
 /* aftr_if_macs (array, index = ifindex): the MAC of each egress interface seen by the FIB. */
