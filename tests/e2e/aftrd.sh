@@ -15,16 +15,6 @@ AFTR_EVENTS_LOG=""
 AFTRD_PID=""
 AFTRD_STDERR=""
 
-# The hosts and the Internet server send real checksums, as they would on a wire: with
-# veth's default TX checksum offload the kernel leaves a partial checksum that only the
-# receiving skb's metadata completes, and XDP frames do not carry that metadata.
-lab_full_checksums() {
-	local role
-	for role in h1 h2 inet; do
-		in_ns "$role" ethtool -K eth0 tx off >/dev/null
-	done
-}
-
 # aftr_config_write FILE [extra textproto lines]: the lab's aftrd configuration.
 # AFTR_PORT_BLOCKS, if set, replaces the body of port_blocks { }.
 aftr_config_write() {
@@ -71,7 +61,6 @@ aftrd_stop() {
 
 aftr_lab_up() {
 	topo_create
-	lab_full_checksums
 	servers_start
 	AFTR_BPFFS=$TOPO_TMP/bpffs
 	mkdir -p "$AFTR_BPFFS"
