@@ -275,8 +275,8 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counters
 	if ((void *)(iph + 1) > end)
 		return DROP(DROP_INTERNAL);
 
-	__u32 now_ms = now / 1000000;
-	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_ms);
+	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
+	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
 	if (smac) {
 		ipv4_dec_ttl(iph);
 		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
@@ -292,7 +292,7 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counters
 	rc = fib_lookup(ctx, &p);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_failure(rc, ctr); /* on NO_NEIGH the kernel forwards, TTL and all */
-	fib_cache_store(&s->fib, &p, now_ms);
+	fib_cache_store(&s->fib, &p, now_tick);
 	ipv4_dec_ttl(iph);
 	return fib_send(ctx, eth, &p, ctr);
 }
@@ -357,8 +357,8 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	if ((void *)(ip6 + 1) > end)
 		return DROP(DROP_INTERNAL);
 
-	__u32 now_ms = now / 1000000;
-	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_ms);
+	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
+	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
 	if (smac)
 		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
 	struct bpf_fib_lookup p = {
@@ -371,7 +371,7 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	rc = fib_lookup(ctx, &p);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_failure(rc, ctr);
-	fib_cache_store(&s->fib, &p, now_ms);
+	fib_cache_store(&s->fib, &p, now_tick);
 	return fib_send(ctx, eth, &p, ctr);
 }
 

@@ -628,7 +628,7 @@ int main(int argc, char** argv) {
   cfg.filtering = AFTR_FILTER_ENDPOINT_INDEPENDENT;
   cfg.tcp_mss_clamp = 1420;
   cfg.hop_limit = 64;
-  cfg.fib_cache_ms = 1000;  // aftrd's default: a session reuses its next hop for 1 s
+  cfg.fib_cache_ticks = AFTR_FIB_MS_TO_TICKS(1000);  // aftrd's default: a session reuses its next hop for 1 s
   cfg.abi_version = AFTR_ABI_VERSION;
   struct {
     bpf_map* map;

@@ -36,15 +36,15 @@ static __always_inline int fib_send(struct xdp_md *ctx, struct ethhdr *eth,
 extern const volatile struct aftr_dp_config aftr_cfg;
 
 /* The egress MAC of a cached next hop, or NULL when the session must ask the FIB again
- * (never looked up, older than fib_cache_ms, or caching off). */
-static __always_inline struct aftr_if_mac *fib_cache_hit(const struct aftr_fib_cache *c, __u32 now_ms)
+ * (never looked up, older than fib_cache_ticks, or caching off). */
+static __always_inline struct aftr_if_mac *fib_cache_hit(const struct aftr_fib_cache *c, __u32 now_tick)
 {
 	__u32 ifindex = c->ifindex;
 
-	/* stamp_ms was stored as now_ms | 1: compare like with like, or a packet in the same
-	 * millisecond as an even stamp computes an age of 2^32 - 1 and misses. */
-	if (!aftr_cfg.fib_cache_ms || !c->stamp_ms ||
-	    (now_ms | 1) - c->stamp_ms >= aftr_cfg.fib_cache_ms)
+	/* stamp was stored as now_tick | 1: compare like with like, or a packet in the same
+	 * tick as an even stamp computes an age of 2^32 - 1 and misses. */
+	if (!aftr_cfg.fib_cache_ticks || !c->stamp ||
+	    (now_tick | 1) - c->stamp >= aftr_cfg.fib_cache_ticks)
 		return NULL;
 	struct aftr_if_mac *m = bpf_map_lookup_elem(&aftr_if_macs, &ifindex);
 	return m && m->valid ? m : NULL;
@@ -72,12 +72,12 @@ static __always_inline int fib_cache_send(struct xdp_md *ctx, struct ethhdr *eth
 
 /* Remembers a successful lookup for the session (and the interface's MAC). */
 static __always_inline void fib_cache_store(struct aftr_fib_cache *c, const struct bpf_fib_lookup *p,
-					    __u32 now_ms)
+					    __u32 now_tick)
 {
 	__u32 ifindex = p->ifindex;
 	struct aftr_if_mac *m;
 
-	if (!aftr_cfg.fib_cache_ms || ifindex >= AFTR_MAX_IFINDEX)
+	if (!aftr_cfg.fib_cache_ticks || ifindex >= AFTR_MAX_IFINDEX)
 		return;
 	m = bpf_map_lookup_elem(&aftr_if_macs, &ifindex);
 	if (!m)
@@ -87,7 +87,7 @@ static __always_inline void fib_cache_store(struct aftr_fib_cache *c, const stru
 	c->ifindex = ifindex;
 	c->mtu = p->mtu_result; /* set by a successful lookup (it shares tot_len's place) */
 	__builtin_memcpy(c->dmac, p->dmac, ETH_ALEN);
-	c->stamp_ms = now_ms | 1; /* never 0, which means "not looked up" */
+	c->stamp = now_tick | 1; /* never 0, which means "not looked up" */
 }
 
 /* What a failed lookup means for the packet. */

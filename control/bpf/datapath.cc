@@ -133,7 +133,7 @@ aftr_dp_config MakeDpConfig(const Config& config) {
                      : AFTR_FILTER_ENDPOINT_INDEPENDENT;
   dp.tcp_mss_clamp = config.tcp_mss_clamp() > 0 ? config.tcp_mss_clamp() : 0;
   dp.hop_limit = config.hop_limit();
-  dp.fib_cache_ms = config.fib_cache_ms() > 0 ? config.fib_cache_ms() : 0;
+  dp.fib_cache_ticks = config.fib_cache_ms() > 0 ? AFTR_FIB_MS_TO_TICKS(config.fib_cache_ms()) : 0;
   return dp;
 }
 

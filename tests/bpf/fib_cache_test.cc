@@ -14,7 +14,7 @@ namespace {
 
 aftr_dp_config CachingConfig(uint32_t ms) {
   aftr_dp_config cfg = DefaultConfig();
-  cfg.fib_cache_ms = ms;
+  cfg.fib_cache_ticks = AFTR_FIB_MS_TO_TICKS(ms);
   return cfg;
 }
 

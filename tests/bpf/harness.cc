@@ -171,7 +171,7 @@ aftr_dp_config ConfigWithPorts(uint16_t port_min, uint16_t port_max, uint16_t bl
   c.filtering = AFTR_FILTER_ENDPOINT_INDEPENDENT;
   c.tcp_mss_clamp = 1420;
   c.hop_limit = 64;
-  c.fib_cache_ms = 0;  // look up every packet unless a test wants the cache
+  c.fib_cache_ticks = 0;  // look up every packet unless a test wants the cache
   c.abi_version = AFTR_ABI_VERSION;
   return c;
 }

@@ -35,7 +35,7 @@ const TestNet& Net();
 // The default test configuration: softwire 2001:db8:ffff::1, pool 198.51.100.0/30 (four
 // addresses), ports 1024-65535 in blocks of 64 (1008 per address), 2 blocks and 1000
 // sessions per subscriber, hop limit 64, MSS clamp 1420, endpoint-independent filtering,
-// next-hop cache off (fib_cache_ms 0: every packet is looked up; fib_cache_test turns it on).
+// next-hop cache off (fib_cache_ticks 0: every packet is looked up; fib_cache_test turns it on).
 aftr_dp_config DefaultConfig();
 // The same with another port range: blocks_per_addr = (port_max - port_min + 1) / block.
 aftr_dp_config ConfigWithPorts(uint16_t port_min, uint16_t port_max, uint16_t block_size,

@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 4
+#define AFTR_ABI_VERSION 5
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -99,7 +99,8 @@ struct aftr_dp_config {
 	__u16 tcp_mss_clamp;       /* 0: off */
 	__u8 hop_limit;            /* of the IPv6 header we push toward the B4 */
 	__u8 pad0;
-	__u32 fib_cache_ms;        /* how long a session reuses its next hop; 0: FIB every packet */
+	__u32 fib_cache_ticks;     /* how long a session reuses its next hop (AFTR_FIB_TICK units);
+	                            * 0: FIB lookup every packet */
 	__u32 abi_version;
 };
 
@@ -146,12 +147,18 @@ struct aftr_subscriber {
 	__u32 pad;
 };
 
-/* A session's next hop, reused for fib_cache_ms instead of a bpf_fib_lookup per packet (the
+/* Next-hop cache time unit: 2^20 ns (about 1.05 ms), so the data plane gets it from the
+ * nanosecond clock with a shift rather than a 64-bit division per packet. */
+#define AFTR_FIB_TICK_SHIFT 20
+#define AFTR_FIB_MS_TO_TICKS(ms) \
+	((__u32)((((__u64)(ms)) * 1000000 + (1u << AFTR_FIB_TICK_SHIFT) - 1) >> AFTR_FIB_TICK_SHIFT))
+
+/* A session's next hop, reused for fib_cache_ticks instead of a bpf_fib_lookup per packet (the
  * lookup is most of the per-packet cost). The source MAC is the egress interface's, kept
  * once per interface in aftr_if_macs. Refreshed without atomics: two CPUs refreshing one
  * session's entry at once write the same values. */
 struct aftr_fib_cache {
-	__u32 stamp_ms; /* bpf_ktime_get_coarse_ns() / 1e6, wraps; 0 = never looked up */
+	__u32 stamp; /* bpf_ktime_get_coarse_ns() >> AFTR_FIB_TICK_SHIFT, wraps; 0 = never */
 	__u32 ifindex;
 	__u8 dmac[6];
 	__u16 mtu; /* of the route/device, from the lookup: larger packets are dropped too big */
