@@ -17,6 +17,7 @@
 #include "control/config/config.h"
 #include "control/events/event_drain.h"
 #include "control/events/event_log.h"
+#include "control/events/event_sink.h"
 #include "control/inspect/state_report.h"
 #include "control/nat/session_sweeper.h"
 
@@ -97,12 +98,14 @@ int Run(const Config& config) {
     aftr::LogError("%s", datapath.status().ToString());
     return 1;
   }
-  auto drain = aftr::events::EventDrain::Create((*datapath)->fds().events, log->get());
+  aftr::events::EventFanout events;  // every event goes to the log (and, later, watchers)
+  events.Add(log->get());
+  auto drain = aftr::events::EventDrain::Create((*datapath)->fds().events, &events);
   if (!drain.ok()) {
     aftr::LogError("%s", drain.status().ToString());
     return 1;
   }
-  aftr::nat::SessionSweeper sweeper(config, datapath->get(), log->get());
+  aftr::nat::SessionSweeper sweeper(config, datapath->get(), &events);
   aftr::LogInfo("aftrd running: %d interfaces, log %s", config.interfaces_size(), config.log_file());
 
   struct timespec interval = {static_cast<time_t>(config.sweep_interval_ms() / 1000),

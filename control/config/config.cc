@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -116,6 +117,7 @@ class Validator {
     CheckTimeouts();
     CheckTables();
     CheckMisc();
+    CheckApi();
     if (errors_.empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrJoin(errors_, "; "));
   }
@@ -289,6 +291,62 @@ class Validator {
       Error("tables.max_subscribers",
             absl::StrCat(t.max_subscribers(), " is not in 1..", kMaxSubscribersLimit));
     }
+    if (t.max_pool_addresses() < 1 || t.max_pool_addresses() > kMaxPoolAddresses) {
+      Error("tables.max_pool_addresses",
+            absl::StrCat(t.max_pool_addresses(), " is not in 1..", kMaxPoolAddresses));
+    }
+    uint64_t pool_size = 0;
+    for (const std::string& text : config_.pool_prefixes()) {
+      absl::StatusOr<Ipv4Prefix> prefix = ParseIpv4Prefix(text);
+      if (prefix.ok()) pool_size += prefix->Size();
+    }
+    if (t.max_pool_addresses() >= 1 && pool_size > t.max_pool_addresses()) {
+      Error("tables.max_pool_addresses",
+            absl::StrCat(t.max_pool_addresses(), " is less than the ", pool_size,
+                         " addresses of pool_prefixes"));
+    }
+  }
+
+  // "host:port" with a numeric port; host may be a bracketed IPv6 address.
+  static bool IsHostPort(const std::string& text) {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return false;
+    uint32_t port = 0;
+    if (!absl::SimpleAtoi(text.substr(colon + 1), &port)) return false;
+    return port >= 1 && port <= 65535;
+  }
+
+  void CheckApi() {
+    const v1::Api& api = config_.api();
+    if (api.unix_socket() != kNoApiSocket && !IsAbsolutePath(api.unix_socket())) {
+      Error("api.unix_socket", absl::StrCat("\"", api.unix_socket(),
+                                            "\" is neither an absolute path nor \"-\" (none)"));
+    }
+    const v1::Tls& tls = api.tls();
+    if (!api.tcp_listen().empty()) {
+      if (!IsHostPort(api.tcp_listen())) {
+        Error("api.tcp_listen",
+              absl::StrCat("\"", api.tcp_listen(), "\" is not address:port (port 1..65535)"));
+      }
+      if (tls.cert_file().empty() || tls.key_file().empty()) {
+        Error("api.tls", "api.tcp_listen needs tls.cert_file and tls.key_file: the API is "
+                         "served on TCP only with TLS");
+      }
+    } else if (!tls.cert_file().empty() || !tls.key_file().empty() ||
+               !tls.client_ca_file().empty()) {
+      Error("api.tls", "is set but api.tcp_listen is empty (TLS applies to TCP only)");
+    }
+    for (const auto& [name, path] : {std::pair<const char*, const std::string&>{"cert_file", tls.cert_file()},
+                                     {"key_file", tls.key_file()},
+                                     {"client_ca_file", tls.client_ca_file()}}) {
+      if (!path.empty() && !IsAbsolutePath(path)) {
+        Error(absl::StrCat("api.tls.", name), absl::StrCat("\"", path, "\" is not an absolute path"));
+      }
+    }
+    if (!config_.metrics().listen().empty() && !IsHostPort(config_.metrics().listen())) {
+      Error("metrics.listen", absl::StrCat("\"", config_.metrics().listen(),
+                                           "\" is not address:port (port 1..65535)"));
+    }
   }
 
   void CheckMisc() {
@@ -394,6 +452,17 @@ void ApplyDefaults(Config* config) {
   v1::Tables* tables = config->mutable_tables();
   if (tables->max_sessions() == 0) tables->set_max_sessions(kDefaultMaxSessions);
   if (tables->max_subscribers() == 0) tables->set_max_subscribers(kDefaultMaxSubscribers);
+  if (tables->max_pool_addresses() == 0) {
+    // Room for the configured pool and for prefixes added at run time.
+    uint64_t pool_size = 0;
+    for (const std::string& text : config->pool_prefixes()) {
+      absl::StatusOr<Ipv4Prefix> prefix = ParseIpv4Prefix(text);
+      if (prefix.ok()) pool_size += prefix->Size();
+    }
+    tables->set_max_pool_addresses(static_cast<uint32_t>(
+        std::min<uint64_t>(kMaxPoolAddresses, std::max<uint64_t>(kDefaultMaxPoolAddresses, pool_size))));
+  }
+  if (config->api().unix_socket().empty()) config->mutable_api()->set_unix_socket(kDefaultApiSocket);
 
   if (config->filtering() == v1::FILTERING_UNSPECIFIED) {
     config->set_filtering(v1::FILTERING_ENDPOINT_INDEPENDENT);

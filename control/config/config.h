@@ -41,6 +41,9 @@ inline constexpr uint32_t kDefaultUdpTimeout = 300;              // RFC 4787 REQ
 inline constexpr uint32_t kDefaultIcmpTimeout = 60;              // RFC 5508 REQ-1 minimum
 inline constexpr uint32_t kDefaultMaxSessions = 1u << 20;
 inline constexpr uint32_t kDefaultMaxSubscribers = 1u << 16;
+inline constexpr uint32_t kDefaultMaxPoolAddresses = 4096;
+inline constexpr char kDefaultApiSocket[] = "/run/aftrd/aftrd.sock";
+inline constexpr char kNoApiSocket[] = "-";
 
 // RFC minimums below which ConfigWarnings complains (short timeouts are allowed).
 inline constexpr uint32_t kRfcMinTcpEstablishedTimeout = 7440;

@@ -9,8 +9,8 @@
 
 namespace aftr::events {
 
-absl::StatusOr<std::unique_ptr<EventDrain>> EventDrain::Create(int ringbuf_fd, EventLog* log) {
-  auto drain = std::unique_ptr<EventDrain>(new EventDrain(log));
+absl::StatusOr<std::unique_ptr<EventDrain>> EventDrain::Create(int ringbuf_fd, EventSink* sink) {
+  auto drain = std::unique_ptr<EventDrain>(new EventDrain(sink));
   drain->ring_ = ring_buffer__new(ringbuf_fd, &EventDrain::OnRecord, drain.get(), nullptr);
   if (!drain->ring_) return ErrnoToStatus(errno, "opening the event ring buffer");
   drain->thread_ = std::thread([d = drain.get()] { d->Run(); });
@@ -41,7 +41,7 @@ void EventDrain::Run() {
     int n = last ? ring_buffer__consume(ring_) : ring_buffer__poll(ring_, 100);
     if (n < 0 && n != -EINTR) LogWarning("event ring buffer: error %d", n);
     if (batch_.empty()) continue;
-    if (absl::Status s = log_->Write(batch_); !s.ok()) {
+    if (absl::Status s = sink_->Publish(batch_); !s.ok()) {
       failed_ += batch_.size();
       LogError("%d events not logged: %s", batch_.size(), s.ToString());
     } else {

@@ -9,11 +9,12 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "control/events/event_sink.h"
 #include "control/events/nat_event.h"
 
 namespace aftr::events {
 
-class EventLog {
+class EventLog : public EventSink {
  public:
   static absl::StatusOr<std::unique_ptr<EventLog>> Create(const std::string& path);
   ~EventLog();
@@ -24,6 +25,9 @@ class EventLog {
 
   // Reopens the file (after logrotate moved it; SIGHUP).
   absl::Status Reopen();
+
+  using EventSink::Publish;
+  absl::Status Publish(const std::vector<NatEvent>& events) override { return Write(events); }
 
   uint64_t lines_written() const;
 

@@ -91,8 +91,8 @@ uint64_t SessionTimeoutNs(const aftr::config::v1::Timeouts& t, uint8_t proto,
 }
 
 SessionSweeper::SessionSweeper(const aftr::config::v1::Config& config,
-                               const bpf::Datapath* datapath, events::EventLog* log)
-    : config_(config), datapath_(datapath), log_(log) {}
+                               const bpf::Datapath* datapath, events::EventSink* sink)
+    : config_(config), datapath_(datapath), sink_(sink) {}
 
 absl::StatusOr<SweepResult> SessionSweeper::SweepOnce(uint64_t now_ns) {
   SweepResult result;
@@ -162,7 +162,7 @@ absl::Status SessionSweeper::ExpireSessions(uint64_t now_ns, SweepResult* result
     absl::StatusOr<int> rc = datapath_->Ctl(args);
     if (!rc.ok()) return rc.status();
   }
-  return log_->Write(deleted);
+  return sink_->Publish(deleted);
 }
 
 absl::Status SessionSweeper::RetireIdleSubscribers(uint64_t now_ns, SweepResult* result) {
@@ -224,7 +224,7 @@ absl::Status SessionSweeper::RetireIdleSubscribers(uint64_t now_ns, SweepResult*
   }
   // Forget idle timers of subscribers that are gone.
   absl::erase_if(idle_since_ns_, [&](const auto& entry) { return !present.contains(entry.first); });
-  return log_->Write(released);
+  return sink_->Publish(released);
 }
 
 absl::Status SessionSweeper::UpdatePoolHint() {
@@ -265,7 +265,7 @@ void SessionSweeper::ReportLostEvents(SweepResult* result) {
   e.type = EventType::kEventsLost;
   e.time = absl::Now();
   e.count = result->events_lost;
-  (void)log_->Write(e);
+  (void)sink_->Publish(e);
 }
 
 }  // namespace aftr::nat

@@ -12,7 +12,7 @@
 #include "aftr/abi.h"
 #include "aftr/config/v1/config.pb.h"
 #include "control/bpf/datapath.h"
-#include "control/events/event_log.h"
+#include "control/events/event_sink.h"
 
 namespace aftr::nat {
 
@@ -33,7 +33,7 @@ struct SweepResult {
 class SessionSweeper {
  public:
   SessionSweeper(const aftr::config::v1::Config& config, const bpf::Datapath* datapath,
-                 events::EventLog* log);
+                 events::EventSink* sink);
 
   // One pass at data-plane time `now_ns` (CLOCK_MONOTONIC_COARSE).
   absl::StatusOr<SweepResult> SweepOnce(uint64_t now_ns);
@@ -47,7 +47,7 @@ class SessionSweeper {
 
   const aftr::config::v1::Config config_;
   const bpf::Datapath* datapath_;
-  events::EventLog* log_;
+  events::EventSink* sink_;
   absl::flat_hash_map<B4, uint64_t> idle_since_ns_;
   uint64_t events_lost_seen_ = 0;
   bool first_sweep_ = true;

@@ -264,7 +264,10 @@ TEST_CASE("pool_prefixes rules", "[config]") {
         for (int i = 1; i < 9; ++i) c.add_pool_prefixes(absl::StrCat("203.0.113.", 16 * i, "/28"));
       },
       {"pool_prefixes", "at most 8"});
-  ExpectValid([](Config& c) { c.set_pool_prefixes(0, "10.0.0.0/16"); });
+  ExpectValid([](Config& c) {
+    c.set_pool_prefixes(0, "10.0.0.0/16");
+    c.mutable_tables()->set_max_pool_addresses(65536);
+  });
   ExpectInvalid([](Config& c) { c.set_pool_prefixes(0, "10.0.0.0/15"); },
                 {"pool_prefixes", "131072 addresses", "65536"});
   ExpectInvalid(
@@ -489,6 +492,54 @@ TEST_CASE("the example config loads", "[config]") {
   CHECK(c->log_file() == "/var/log/aftr/events.log");
   CHECK(c->pin_path() == "/sys/fs/bpf/aftr");
   CHECK(ConfigWarnings(*c).empty());
+}
+
+TEST_CASE("tables.max_pool_addresses must hold the pool", "[config]") {
+  ExpectInvalid([](Config& c) { c.mutable_tables()->set_max_pool_addresses(0); },
+                {"tables.max_pool_addresses", "not in 1..65536"});
+  ExpectInvalid([](Config& c) { c.mutable_tables()->set_max_pool_addresses(8); },
+                {"tables.max_pool_addresses", "less than the 16 addresses"});
+  // The default grows with a pool larger than 4096 addresses.
+  absl::StatusOr<Config> big = ParseConfig(absl::StrCat(kMinimal, "pool_prefixes: \"10.0.0.0/19\"\n"));
+  REQUIRE(big.ok());
+  CHECK(big->tables().max_pool_addresses() == 8192 + 16);
+}
+
+TEST_CASE("api and metrics rules", "[config]") {
+  absl::StatusOr<Config> defaults = ParseConfig(kMinimal);
+  REQUIRE(defaults.ok());
+  CHECK(defaults->api().unix_socket() == "/run/aftrd/aftrd.sock");
+  CHECK(defaults->metrics().listen().empty());
+  ExpectValid([](Config& c) { c.mutable_api()->set_unix_socket("-"); });
+  ExpectInvalid([](Config& c) { c.mutable_api()->set_unix_socket("aftrd.sock"); },
+                {"api.unix_socket", "absolute path"});
+  ExpectInvalid([](Config& c) { c.mutable_api()->set_tcp_listen("[::1]:9470"); },
+                {"api.tls", "needs tls.cert_file"});
+  ExpectInvalid(
+      [](Config& c) {
+        c.mutable_api()->set_tcp_listen("127.0.0.1:99999");
+        c.mutable_api()->mutable_tls()->set_cert_file("/etc/aftr/cert.pem");
+        c.mutable_api()->mutable_tls()->set_key_file("/etc/aftr/key.pem");
+      },
+      {"api.tcp_listen", "not address:port"});
+  ExpectValid([](Config& c) {
+    c.mutable_api()->set_tcp_listen("[::1]:9470");
+    c.mutable_api()->mutable_tls()->set_cert_file("/etc/aftr/cert.pem");
+    c.mutable_api()->mutable_tls()->set_key_file("/etc/aftr/key.pem");
+    c.mutable_api()->mutable_tls()->set_client_ca_file("/etc/aftr/ca.pem");
+  });
+  ExpectInvalid([](Config& c) { c.mutable_api()->mutable_tls()->set_cert_file("/etc/c.pem"); },
+                {"api.tls", "tcp_listen is empty"});
+  ExpectInvalid(
+      [](Config& c) {
+        c.mutable_api()->set_tcp_listen("127.0.0.1:9470");
+        c.mutable_api()->mutable_tls()->set_cert_file("cert.pem");
+        c.mutable_api()->mutable_tls()->set_key_file("/k.pem");
+      },
+      {"api.tls.cert_file", "absolute"});
+  ExpectInvalid([](Config& c) { c.mutable_metrics()->set_listen("localhost"); },
+                {"metrics.listen", "not address:port"});
+  ExpectValid([](Config& c) { c.mutable_metrics()->set_listen("127.0.0.1:9469"); });
 }
 
 }  // namespace
