@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   # build
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto
   libabsl-dev catch2 cmake ninja-build pkg-config g++ prometheus-cpp-dev
   # lab, e2e tests, benchmark peers
   iproute2 iputils-ping curl socat python3 python3-scapy nftables conntrack netsniff-ng tcpdump ethtool
