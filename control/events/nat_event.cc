@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "control/common/clock.h"
 
 namespace aftr::events {
@@ -38,6 +39,9 @@ const char* EventCode(EventType type) {
     case EventType::kSessionTableFull: return "TF";
     case EventType::kSubscriberTableFull: return "UF";
     case EventType::kEventsLost: return "EL";
+    case EventType::kMappingCreate: return "MC";
+    case EventType::kMappingDelete: return "MD";
+    case EventType::kConfigReloaded: return "CR";
   }
   return "??";
 }
@@ -59,6 +63,8 @@ std::string FormatLogLine(const NatEvent& e) {
   switch (e.type) {
     case EventType::kSessionCreate:
     case EventType::kSessionDelete:
+    case EventType::kMappingCreate:
+    case EventType::kMappingDelete:
       return absl::StrFormat("%s %s %s %s %s:%d %s:%d", time, code, ProtoName(e.proto),
                              e.b4.ToString(), e.inner_addr.ToString(), e.inner_port,
                              e.public_addr.ToString(), e.public_port);
@@ -69,6 +75,10 @@ std::string FormatLogLine(const NatEvent& e) {
                              e.public_port + e.block_size - 1);
     case EventType::kEventsLost:
       return absl::StrFormat("%s %s %d", time, code, e.count);
+    case EventType::kConfigReloaded:
+      // One line: newlines in the detail would forge log lines.
+      return absl::StrFormat("%s %s %s", time, code,
+                             absl::StrReplaceAll(e.detail, {{"\n", " "}, {"\r", " "}}));
     default:  // limits: who hit it, with which flow
       return absl::StrFormat("%s %s %s %s %s:%d", time, code, ProtoName(e.proto),
                              e.b4.ToString(), e.inner_addr.ToString(), e.inner_port);

@@ -23,6 +23,9 @@ enum class EventType : uint8_t {
   kSessionTableFull = AFTR_EV_SESSION_TABLE_FULL,
   kSubscriberTableFull = AFTR_EV_SUBSCRIBER_TABLE_FULL,
   kEventsLost = 100,  // controller only: `count` events could not be recorded
+  kMappingCreate = 101,   // controller only: an operator's static mapping
+  kMappingDelete = 102,
+  kConfigReloaded = 103,  // controller only: `detail` says what changed
 };
 
 struct NatEvent {
@@ -36,6 +39,7 @@ struct NatEvent {
   uint16_t public_port = 0;  // block events: first port of the block
   uint16_t block_size = 0;   // block events
   uint64_t count = 0;        // kEventsLost
+  std::string detail;        // kConfigReloaded
 };
 
 // Decodes a ring-buffer record; `time` from its monotonic stamp. False if the type is unknown.
@@ -47,6 +51,8 @@ const char* EventCode(EventType type);
 // One log line, without the newline. Examples:
 //   2026-11-27T10:35:59Z SC udp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:1030
 //   2026-11-27T10:35:59Z BA 2001:db8:a::2 198.51.100.1 1024-1535
+//   2026-11-27T10:35:59Z MC tcp 2001:db8:a::2 192.0.2.10:80 198.51.100.1:2000
+//   2026-11-27T10:35:59Z CR pool_prefixes,timeouts.udp
 // The destination of a session is never logged (privacy; attribution does not need it).
 std::string FormatLogLine(const NatEvent& event);
 

@@ -57,6 +57,21 @@ TEST_CASE("limit events name who hit the limit with which flow") {
   CHECK(FormatLogLine(lost) == "2026-11-27T10:35:59Z EL 17");
 }
 
+TEST_CASE("controller events: static mappings and config reloads, on one line") {
+  NatEvent e = Sample(EventType::kMappingCreate);
+  e.proto = IPPROTO_TCP;
+  e.public_port = 2000;
+  CHECK(FormatLogLine(e) ==
+        "2026-11-27T10:35:59Z MC tcp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:2000");
+  e.type = EventType::kMappingDelete;
+  CHECK(FormatLogLine(e).substr(21, 3) == "MD ");
+  NatEvent reload;
+  reload.type = EventType::kConfigReloaded;
+  reload.time = e.time;
+  reload.detail = "pool_prefixes\n2026-11-27T10:35:59Z SC forged";
+  CHECK(FormatLogLine(reload) == "2026-11-27T10:35:59Z CR pool_prefixes 2026-11-27T10:35:59Z SC forged");
+}
+
 TEST_CASE("ring-buffer records decode field by field, in host byte order") {
   aftr_event r = {};
   r.type = AFTR_EV_SESSION_CREATE;
