@@ -103,7 +103,7 @@ static __always_inline void l4_rewrite(struct iphdr *iph, __be32 *addr, __be32 n
 
 /* Lowers the MSS option of a SYN to the softwire's (RFC 6333 section 5.3: the tunnel costs
  * 40 bytes, so endpoints must not send full-size IPv4 segments). */
-static __always_inline void tcp_clamp_mss(struct tcphdr *th, void *end, struct aftr_counters *ctr)
+static __always_inline void tcp_clamp_mss(struct tcphdr *th, void *end, struct aftr_counter_row *ctr)
 {
 	__u16 clamp = aftr_cfg.tcp_mss_clamp;
 	__u32 optlen = th->doff * 4 - sizeof(*th);
@@ -162,6 +162,8 @@ static __always_inline void session_touch(__u64 *last_seen, __u8 *flags, __u8 ne
 		*flags |= new_flags;
 }
 
+/* Whether `addr` is one of our public addresses: the pool's prefixes, active and draining
+ * (a draining address still has sessions whose replies must come back). */
 static __always_inline int pool_contains(__be32 addr)
 {
 	for (__u32 i = 0; i < AFTR_MAX_POOL_PREFIXES; i++) {
@@ -174,7 +176,7 @@ static __always_inline int pool_contains(__be32 addr)
 }
 
 /* B4 → Internet: decapsulate, translate the source, forward. */
-static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counters *ctr,
+static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 					struct ethhdr *eth, void *end)
 {
 	struct ipv6hdr *ip6 = parse_ipv6(eth + 1, end);
@@ -298,7 +300,7 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counters
 }
 
 /* Internet → B4: translate the destination back, encapsulate, forward. */
-static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_counters *ctr,
+static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 					      struct ethhdr *eth, void *end)
 {
 	struct iphdr *iph = parse_ipv4(eth + 1, end);
@@ -327,7 +329,10 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	struct aftr_session_in *s = bpf_map_lookup_elem(&aftr_sessions_in, &ik);
 	if (!s)
 		return DROP(DROP_NO_SESSION);
-	if (aftr_cfg.filtering == AFTR_FILTER_ADDRESS_DEPENDENT) {
+	/* A static mapping is a port forward: reachable from any peer (RFC 6887's MAP with
+	 * endpoint-independent filtering), whatever the filtering of dynamic sessions. */
+	if (aftr_cfg.filtering == AFTR_FILTER_ADDRESS_DEPENDENT &&
+	    !(s->tcp_flags & AFTR_SESSION_STATIC)) {
 		struct aftr_filter_key fk = { .public_addr = iph->daddr,
 					      .remote_addr = iph->saddr,
 					      .public_port = *v.port,
@@ -380,21 +385,31 @@ int aftr_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct aftr_counters *ctr = stat_get();
+	struct aftr_counters *all = stat_get();
+	struct aftr_counter_row *ctr;
 	int rc;
 
-	if (!ctr)
+	if (!all)
 		return XDP_ABORTED; /* cannot happen: a one-entry array always has its entry */
-	stat_inc(ctr, AFTR_C_RX_PACKETS);
 
+	/* The direction picks the counter row before the first count: one offset, no branch
+	 * beyond the EtherType test the program makes anyway. */
 	struct ethhdr *eth = parse_eth(data, end);
 	if (!eth) {
+		ctr = &all->dir[AFTR_DIR_OTHER];
+		stat_inc(ctr, AFTR_C_RX_PACKETS);
 		rc = DROP(DROP_MALFORMED_ETH);
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		ctr = &all->dir[AFTR_DIR_FROM_B4];
+		stat_inc(ctr, AFTR_C_RX_PACKETS);
 		rc = aftr_from_b4(ctx, ctr, eth, end);
 	} else if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		ctr = &all->dir[AFTR_DIR_FROM_INTERNET];
+		stat_inc(ctr, AFTR_C_RX_PACKETS);
 		rc = aftr_from_internet(ctx, ctr, eth, end);
 	} else {
+		ctr = &all->dir[AFTR_DIR_OTHER];
+		stat_inc(ctr, AFTR_C_RX_PACKETS);
 		stat_inc(ctr, AFTR_C_PASS_NOT_OURS); /* ARP, VLANs, anything else */
 		rc = XDP_PASS;
 	}
@@ -405,48 +420,349 @@ int aftr_xdp(struct xdp_md *ctx)
 	return rc;
 }
 
-/* ---- aftr_ctl: run by aftrd through BPF_PROG_TEST_RUN ---- */
+/* ---- aftr_ctl: run by aftrd through BPF_PROG_TEST_RUN ----
+ * Every op is one program run: a daemon killed between two ops leaves the maps consistent
+ * (no block both owned and free, no session without its count). aftrd serialises its runs,
+ * so the races below are only with the data plane, each settled where it is written. */
+
+static __always_inline struct aftr_subscriber *ctl_subscriber(const struct aftr_ctl_args *a)
+{
+	struct aftr_subscriber_key sk;
+
+	__builtin_memcpy(sk.b4, a->b4, 16);
+	return bpf_map_lookup_elem(&aftr_subscribers, &sk);
+}
+
+/* The slot of `sub` holding `value`, or -1. */
+static __always_inline int ctl_find_slot(const struct aftr_subscriber *sub, __u16 value)
+{
+	__u32 n = sub->n_blocks;
+
+	for (int i = 0; i < AFTR_MAX_BLOCKS_PER_SUB; i++) {
+		if (i < n && sub->blocks[i] == value)
+			return i;
+	}
+	return -1;
+}
+
+static __always_inline int ctl_same_b4(const __u8 *a, const __u8 *b)
+{
+	__u64 x[2], y[2];
+
+	__builtin_memcpy(x, a, 16);
+	__builtin_memcpy(y, b, 16);
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* Lowers the session count by `count` (not below 0), or retires (ACTIVE with no session →
+ * RETIRED). A CAS against XDP's increments in nat44_session_reserve. */
+static __always_inline int ctl_sessions(struct aftr_subscriber *sub, __u32 op, __u32 count)
+{
+	for (int i = 0; i < NAT44_CAS_TRIES; i++) {
+		__u64 old = sub->state_sessions, new;
+		if (op == AFTR_CTL_RETIRE) {
+			if (old != AFTR_SUB_ACTIVE << AFTR_SUB_STATE_SHIFT)
+				return 0; /* has sessions, or already retired */
+			new = AFTR_SUB_RETIRED << AFTR_SUB_STATE_SHIFT;
+		} else {
+			__u32 live = (__u32)old;
+			new = old - (live < count ? live : count);
+		}
+		if (__sync_val_compare_and_swap(&sub->state_sessions, old, new) == old)
+			return 1;
+	}
+	return -EAGAIN;
+}
+
+static __always_inline void ctl_out_key(const struct aftr_ctl_args *a, struct aftr_session_out_key *k)
+{
+	__builtin_memcpy(k->b4, a->b4, 16);
+	k->inner_addr = a->inner_addr;
+	k->inner_port = a->inner_port;
+	k->proto = a->proto;
+	k->pad = 0;
+}
+
+/* Race with XDP: a packet of the flow between the two deletes finds one entry or the
+ * other and is translated or dropped as for any expired session; a new packet after both
+ * makes a new session. The subscriber-side entry is deleted first and decides who owns the
+ * deletion (and the count): of two deleters only one sees it succeed. */
+static __always_inline int ctl_session_delete(struct aftr_ctl_args *a)
+{
+	struct aftr_session_out_key ok;
+
+	ctl_out_key(a, &ok);
+	struct aftr_session_out *out = bpf_map_lookup_elem(&aftr_sessions_out, &ok);
+	if (!out)
+		return -ENOENT;
+	if ((a->ctl_flags & AFTR_CTL_F_DYNAMIC_ONLY) && (out->flags & AFTR_SESSION_STATIC))
+		return -EPERM;
+	if (a->public_port &&
+	    (out->public_port != a->public_port || (a->public_addr && out->public_addr != a->public_addr)))
+		return -ESRCH;
+	struct aftr_session_in_key ik = {
+		.public_addr = out->public_addr,
+		.public_port = out->public_port,
+		.proto = a->proto,
+	};
+	__u64 out_seen = out->last_seen_ns;
+	struct aftr_session_in *in = bpf_map_lookup_elem(&aftr_sessions_in, &ik);
+	int twin = in && ctl_same_b4(in->b4, a->b4) && in->inner_addr == a->inner_addr &&
+		   in->inner_port == a->inner_port;
+	/* The sweeper decided from a snapshot: traffic since then keeps the session. */
+	if (a->last_seen_ns && (out_seen > a->last_seen_ns || (twin && in->last_seen_ns > a->last_seen_ns)))
+		return -EBUSY;
+	if (bpf_map_delete_elem(&aftr_sessions_out, &ok))
+		return -ENOENT;
+	if (twin)
+		bpf_map_delete_elem(&aftr_sessions_in, &ik);
+	struct aftr_subscriber *sub = ctl_subscriber(a);
+	if (sub)
+		ctl_sessions(sub, AFTR_CTL_SESSIONS_SUB, 1);
+	return 1;
+}
+
+/* Race with XDP: nat44_pick_step reads a slot, then inserts a session on a port of its
+ * block. After the slot changes no new reader uses the block; a reader that read it just
+ * before may still insert one. BLOCK_MARK_RELEASING is therefore followed, in aftrd, by a
+ * wait for every running XDP program to end before the block's sessions are collected, and
+ * only then by BLOCK_RELEASE (control/nat/block_release.cc). */
+static __always_inline int ctl_block_slot(struct aftr_ctl_args *a)
+{
+	struct aftr_subscriber *sub = ctl_subscriber(a);
+	__u16 block = a->block & (AFTR_BLOCK_SLOT_RELEASING - 1);
+	__u16 releasing = block | AFTR_BLOCK_SLOT_RELEASING;
+
+	if (!sub || a->block >= AFTR_MAX_BLOCKS_PER_ADDR)
+		return -ENOENT;
+	for (int i = 0; i < NAT44_CAS_TRIES; i++) {
+		int slot = ctl_find_slot(sub, block);
+		if (slot < 0)
+			slot = ctl_find_slot(sub, releasing);
+		if (slot < 0)
+			return -ENOENT;
+		if (a->op == AFTR_CTL_BLOCK_MARK_RELEASING) {
+			if (sub->blocks[slot & (AFTR_MAX_BLOCKS_PER_SUB - 1)] == releasing ||
+			    blk_slot_cas(sub, slot, block, releasing))
+				return 1;
+			continue;
+		}
+		__u16 cur = sub->blocks[slot & (AFTR_MAX_BLOCKS_PER_SUB - 1)];
+		if (!blk_slot_cas(sub, slot, cur, AFTR_BLOCK_SLOT_FREE))
+			continue;
+		struct aftr_pool_addr *pa = blk_pool_addr(sub->addr_index);
+		if (pa)
+			blk_free(pa, block);
+		return 1;
+	}
+	return -EAGAIN;
+}
+
+/* Race with XDP: nat44_subscriber_create inserts with BPF_NOEXIST too; the loser gives its
+ * block back. */
+static __always_inline int ctl_subscriber_create(struct aftr_ctl_args *a)
+{
+	struct aftr_pool_addr *pa = blk_pool_addr(a->addr_index);
+
+	if (!pa || !pa->addr || a->addr_index >= aftr_cfg.pool_addr_count ||
+	    a->block >= aftr_cfg.blocks_per_addr || a->block >= AFTR_MAX_BLOCKS_PER_ADDR)
+		return -EINVAL;
+	if (pa->flags & AFTR_POOL_ADDR_DRAINING)
+		return -EADDRNOTAVAIL;
+	if (ctl_subscriber(a))
+		return -EEXIST;
+	if (!blk_take(pa, a->block))
+		return -EBUSY;
+	struct aftr_subscriber sub = {
+		.state_sessions = AFTR_SUB_ACTIVE << AFTR_SUB_STATE_SHIFT,
+		.created_ns = a->last_seen_ns, /* aftrd's CLOCK_MONOTONIC_COARSE: syscall programs
+					       * may not read the coarse clock (kernel 6.18) */
+		.public_addr = pa->addr,
+		.addr_index = a->addr_index,
+		.n_blocks = 1,
+	};
+	for (int i = 0; i < AFTR_MAX_BLOCKS_PER_SUB; i++)
+		sub.blocks[i] = AFTR_BLOCK_SLOT_EMPTY;
+	sub.blocks[0] = a->block;
+	struct aftr_subscriber_key sk;
+	__builtin_memcpy(sk.b4, a->b4, 16);
+	long err = bpf_map_update_elem(&aftr_subscribers, &sk, &sub, BPF_NOEXIST);
+	if (err) {
+		blk_free(pa, a->block);
+		return err;
+	}
+	return 1;
+}
+
+/* As nat44_add_block, with the block chosen by aftrd: the same CAS on a FREE slot or on
+ * n_blocks settles a race with XDP adding a block at the same time. */
+static __always_inline int ctl_block_add(struct aftr_ctl_args *a)
+{
+	struct aftr_subscriber *sub = ctl_subscriber(a);
+
+	if (!sub)
+		return -ENOENT;
+	if ((sub->state_sessions >> AFTR_SUB_STATE_SHIFT) != AFTR_SUB_ACTIVE)
+		return -ESTALE;
+	if (a->block >= aftr_cfg.blocks_per_addr || a->block >= AFTR_MAX_BLOCKS_PER_ADDR)
+		return -EINVAL;
+	struct aftr_pool_addr *pa = blk_pool_addr(sub->addr_index);
+	if (!pa)
+		return -EINVAL;
+	if (pa->flags & AFTR_POOL_ADDR_DRAINING)
+		return -EADDRNOTAVAIL;
+	int hole = ctl_find_slot(sub, AFTR_BLOCK_SLOT_FREE);
+	__u32 n = sub->n_blocks;
+	if (hole < 0 && (n >= aftr_cfg.max_blocks_per_sub || n >= AFTR_MAX_BLOCKS_PER_SUB))
+		return -ENOSPC;
+	if (!blk_take(pa, a->block))
+		return -EBUSY;
+	if (hole >= 0) {
+		if (blk_slot_cas(sub, hole, AFTR_BLOCK_SLOT_FREE, a->block))
+			return hole;
+	} else if (__sync_val_compare_and_swap(&sub->n_blocks, n, n + 1) == n) {
+		sub->blocks[n & (AFTR_MAX_BLOCKS_PER_SUB - 1)] = a->block;
+		return n;
+	}
+	blk_free(pa, a->block);
+	return -EAGAIN;
+}
+
+/* Race with XDP: both entries are inserted with BPF_NOEXIST, Internet side first, exactly
+ * as nat44_session_create does, so a port or a flow is never given twice. */
+static __always_inline int ctl_session_create(struct aftr_ctl_args *a)
+{
+	struct aftr_subscriber *sub = ctl_subscriber(a);
+	__u32 port = bpf_ntohs(a->public_port);
+
+	if (!sub)
+		return -ENOENT;
+	if (a->public_addr != sub->public_addr || port < aftr_cfg.port_min || !aftr_cfg.block_size)
+		return -ENXIO;
+	__u32 block = (port - aftr_cfg.port_min) / aftr_cfg.block_size;
+	if (block >= aftr_cfg.blocks_per_addr || ctl_find_slot(sub, block) < 0)
+		return -ENXIO;
+	int reserved = 0;
+	for (int i = 0; i < NAT44_CAS_TRIES && !reserved; i++) {
+		__u64 old = sub->state_sessions;
+		if ((old >> AFTR_SUB_STATE_SHIFT) != AFTR_SUB_ACTIVE)
+			return -ESTALE;
+		if ((__u32)old >= aftr_cfg.max_sessions_per_sub)
+			return -EDQUOT;
+		reserved = __sync_val_compare_and_swap(&sub->state_sessions, old, old + 1) == old;
+	}
+	if (!reserved)
+		return -EAGAIN;
+
+	__u64 now = a->last_seen_ns; /* given by aftrd, as for SUBSCRIBER_CREATE */
+	struct aftr_session_in_key ik = {
+		.public_addr = a->public_addr,
+		.public_port = a->public_port,
+		.proto = a->proto,
+	};
+	struct aftr_session_in iv = {
+		.inner_addr = a->inner_addr,
+		.inner_port = a->inner_port,
+		.softwire_index = a->softwire_index < aftr_cfg.softwire_addr_count ? a->softwire_index : 0,
+		.tcp_flags = a->flags & AFTR_SESSION_STATIC,
+		.last_seen_ns = now,
+	};
+	__builtin_memcpy(iv.b4, a->b4, 16);
+	long err = bpf_map_update_elem(&aftr_sessions_in, &ik, &iv, BPF_NOEXIST);
+	if (err) {
+		ctl_sessions(sub, AFTR_CTL_SESSIONS_SUB, 1);
+		return err == -EEXIST ? -EADDRINUSE : err;
+	}
+	struct aftr_session_out_key ok;
+	ctl_out_key(a, &ok);
+	struct aftr_session_out ov = {
+		.public_addr = a->public_addr,
+		.public_port = a->public_port,
+		.flags = a->flags,
+		.last_seen_ns = now,
+	};
+	err = bpf_map_update_elem(&aftr_sessions_out, &ok, &ov, BPF_NOEXIST);
+	if (err) {
+		bpf_map_delete_elem(&aftr_sessions_in, &ik);
+		ctl_sessions(sub, AFTR_CTL_SESSIONS_SUB, 1);
+		return err;
+	}
+	return 1;
+}
+
+/* Race with XDP: the data plane rewrites last_seen and TCP flags in place without atomics,
+ * so OR-ing a bit into the same bytes could be undone by its store. Each entry is replaced
+ * whole instead (BPF_EXIST): XDP's update of the old copy in that instant is lost, which
+ * costs a fraction of a second of last_seen; the flag cannot be lost. */
+static __always_inline int ctl_session_flags(struct aftr_ctl_args *a)
+{
+	struct aftr_session_out_key ok;
+
+	ctl_out_key(a, &ok);
+	struct aftr_session_out *out = bpf_map_lookup_elem(&aftr_sessions_out, &ok);
+	if (!out)
+		return -ENOENT;
+	struct aftr_session_out ov = *out;
+	ov.flags |= a->flags;
+	struct aftr_session_in_key ik = {
+		.public_addr = ov.public_addr,
+		.public_port = ov.public_port,
+		.proto = a->proto,
+	};
+	struct aftr_session_in *in = bpf_map_lookup_elem(&aftr_sessions_in, &ik);
+	if (in && ctl_same_b4(in->b4, a->b4) && in->inner_addr == a->inner_addr &&
+	    in->inner_port == a->inner_port) {
+		struct aftr_session_in iv = *in;
+		iv.tcp_flags |= a->flags & AFTR_SESSION_STATIC;
+		bpf_map_update_elem(&aftr_sessions_in, &ik, &iv, BPF_EXIST);
+	}
+	if (bpf_map_update_elem(&aftr_sessions_out, &ok, &ov, BPF_EXIST))
+		return -ENOENT;
+	return 1;
+}
 
 SEC("syscall")
 int aftr_ctl(struct aftr_ctl_args *args)
 {
-	struct aftr_subscriber_key sk;
 	struct aftr_subscriber *sub;
 	struct aftr_pool_addr *pa;
-	__u64 bit;
 
 	switch (args->op) {
 	case AFTR_CTL_SESSIONS_SUB:
 	case AFTR_CTL_RETIRE:
-		__builtin_memcpy(sk.b4, args->b4, 16);
-		sub = bpf_map_lookup_elem(&aftr_subscribers, &sk);
+		sub = ctl_subscriber(args);
 		if (!sub)
 			return -ENOENT;
-		for (int i = 0; i < NAT44_CAS_TRIES; i++) {
-			__u64 old = sub->state_sessions, new;
-			if (args->op == AFTR_CTL_RETIRE) {
-				if (old != AFTR_SUB_ACTIVE << AFTR_SUB_STATE_SHIFT)
-					return 0; /* has sessions, or already retired */
-				new = AFTR_SUB_RETIRED << AFTR_SUB_STATE_SHIFT;
-			} else {
-				__u32 live = (__u32)old;
-				new = old - (live < args->count ? live : args->count);
-			}
-			if (__sync_val_compare_and_swap(&sub->state_sessions, old, new) == old)
-				return 1;
-		}
-		return -EAGAIN;
+		return ctl_sessions(sub, args->op, args->count);
 	case AFTR_CTL_BLOCK_FREE:
 	case AFTR_CTL_BLOCK_TAKE:
 		pa = blk_pool_addr(args->addr_index);
 		if (!pa || args->block >= AFTR_MAX_BLOCKS_PER_ADDR)
 			return -EINVAL;
-		bit = 1ull << (args->block % 64);
 		if (args->op == AFTR_CTL_BLOCK_FREE) {
-			__sync_fetch_and_and(&pa->used[(args->block / 64) % AFTR_BLOCK_WORDS], ~bit);
+			blk_free(pa, args->block);
 			return 1;
 		}
-		return !(__sync_fetch_and_or(&pa->used[(args->block / 64) % AFTR_BLOCK_WORDS], bit) & bit);
+		return blk_take(pa, args->block);
+	case AFTR_CTL_POOL_FLAGS:
+		pa = blk_pool_addr(args->addr_index);
+		if (!pa)
+			return -EINVAL;
+		pa->flags = args->count; /* one 32-bit store; XDP reads it before each claim */
+		return 1;
+	case AFTR_CTL_SESSION_DELETE:
+		return ctl_session_delete(args);
+	case AFTR_CTL_BLOCK_RELEASE:
+	case AFTR_CTL_BLOCK_MARK_RELEASING:
+		return ctl_block_slot(args);
+	case AFTR_CTL_SUBSCRIBER_CREATE:
+		return ctl_subscriber_create(args);
+	case AFTR_CTL_BLOCK_ADD:
+		return ctl_block_add(args);
+	case AFTR_CTL_SESSION_CREATE:
+		return ctl_session_create(args);
+	case AFTR_CTL_SESSION_FLAGS:
+		return ctl_session_flags(args);
 	}
 	return -EINVAL;
 }

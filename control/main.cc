@@ -27,6 +27,10 @@ ABSL_FLAG(std::string, check_config, "",
 ABSL_FLAG(std::string, show, "",
           "Print the state of a running (or stopped) aftrd from its pinned maps and exit: "
           "any of subscribers,sessions,counters (comma-separated) or all; needs --config");
+ABSL_FLAG(bool, detach, false,
+          "Remove aftrd's XDP program from the configured interfaces (only where the attached "
+          "program is ours) and exit; the pinned maps stay. Needs --config");
+ABSL_FLAG(bool, purge, false, "With --detach: also remove the pinned maps (every session and block)");
 
 namespace {
 
@@ -74,6 +78,16 @@ int Show(const Config& config, const std::string& what) {
       std::fprintf(stderr, "%s\n", table.status().ToString().c_str());
       return 1;
     }
+  }
+  return 0;
+}
+
+// --detach [--purge]: XDP stays attached when aftrd stops (a restart or an upgrade loses
+// nothing); this is how it is removed.
+int Detach(const Config& config, bool purge) {
+  if (absl::Status s = aftr::bpf::DetachDataPlane(config, purge); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
   }
   return 0;
 }
@@ -130,8 +144,10 @@ int Run(const Config& config) {
     }
   }
   drain->reset();     // last drain of the ring buffer into the log
-  datapath->reset();  // detach XDP; maps stay pinned
-  aftr::LogInfo("aftrd stopped; %d log lines written", (*log)->lines_written());
+  // XDP stays attached and the maps pinned: packets keep flowing, and the next aftrd adopts
+  // sessions, blocks, counters and the events queued meanwhile (`aftrd --detach` removes it).
+  datapath->reset();
+  aftr::LogInfo("aftrd stopped; %d log lines written; XDP left attached", (*log)->lines_written());
   return exit_code;
 }
 
@@ -141,7 +157,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("DS-Lite AFTR daemon (XDP data plane).\n"
                                "  aftrd --config FILE          run\n"
                                "  aftrd --check_config FILE    validate and exit\n"
-                               "  aftrd --config FILE --show all   print state and exit");
+                               "  aftrd --config FILE --show all   print state and exit\n"
+                               "  aftrd --config FILE --detach [--purge]   remove XDP (and pins)");
   absl::ParseCommandLine(argc, argv);
   if (!absl::GetFlag(FLAGS_check_config).empty()) return CheckConfig(absl::GetFlag(FLAGS_check_config));
   std::string path = absl::GetFlag(FLAGS_config);
@@ -155,5 +172,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!absl::GetFlag(FLAGS_show).empty()) return Show(*config, absl::GetFlag(FLAGS_show));
+  if (absl::GetFlag(FLAGS_purge) && !absl::GetFlag(FLAGS_detach)) {
+    std::fprintf(stderr, "aftrd: --purge only goes with --detach\n");
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_detach)) return Detach(*config, absl::GetFlag(FLAGS_purge));
   return Run(*config);
 }

@@ -441,9 +441,10 @@ Counters ReadCounters(int fd) {
   uint32_t zero = 0;
   if (bpf_map_lookup_elem(fd, &zero, per_cpu.data()) != 0)
     Die("reading aftr_counters: %s", std::strerror(errno));
-  Counters sum{};
+  Counters sum{};  // every direction: a row sees only one kind of packet anyway
   for (const auto& c : per_cpu)
-    for (int i = 0; i < AFTR_COUNTER_MAX; i++) sum[i] += c.c[i];
+    for (const auto& row : c.dir)
+      for (int i = 0; i < AFTR_COUNTER_MAX; i++) sum[i] += row.c[i];
   return sum;
 }
 

@@ -68,4 +68,36 @@ static __always_inline void blk_free(struct aftr_pool_addr *pa, __u32 block)
 		__sync_fetch_and_and(&pa->used[w], ~(1ull << (block % 64)));
 }
 
+/* Sets bit `block` (< AFTR_MAX_BLOCKS_PER_ADDR); 1 if it was free. */
+static __always_inline int blk_take(struct aftr_pool_addr *pa, __u32 block)
+{
+	__u64 bit = 1ull << (block % 64);
+
+	return !(__sync_fetch_and_or(&pa->used[(block / 64) % AFTR_BLOCK_WORDS], bit) & bit);
+}
+
+/* A subscriber's block slots are 16 bits each and BPF has no 16-bit compare-and-swap, so a
+ * slot changes by a 32-bit CAS of the aligned pair holding it (blocks[] starts 4-byte
+ * aligned): slot s is the low half of the pair when s is even (little-endian only). A CAS
+ * that fails because the neighbour slot changed meanwhile is retried by the caller.
+ * Returns 1 if slot `slot` went from `expect` to `value`. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "slot pairs assume little-endian");
+_Static_assert(__builtin_offsetof(struct aftr_subscriber, blocks) % 4 == 0, "blocks[] alignment");
+static __always_inline int blk_slot_cas(struct aftr_subscriber *sub, __u32 slot, __u16 expect,
+					__u16 value)
+{
+	__u32 *pair = (__u32 *)&sub->blocks[slot & (AFTR_MAX_BLOCKS_PER_SUB - 2)];
+	__u32 shift = (slot & 1) * 16;
+
+	for (int i = 0; i < 4; i++) {
+		__u32 old = *pair;
+		if (((old >> shift) & 0xffff) != expect)
+			return 0;
+		__u32 new = (old & ~(0xffffu << shift)) | ((__u32)value << shift);
+		if (__sync_val_compare_and_swap(pair, old, new) == old)
+			return 1;
+	}
+	return 0;
+}
+
 #endif

@@ -6,7 +6,7 @@
 #include "lib/maps.h"
 #include "lib/stats.h"
 
-static __always_inline struct aftr_event *evt_reserve(struct aftr_counters *ctr, __u8 type,
+static __always_inline struct aftr_event *evt_reserve(struct aftr_counter_row *ctr, __u8 type,
 						      const __u8 *b4, __u64 now)
 {
 	struct aftr_event *e = bpf_ringbuf_reserve(&aftr_events, sizeof(*e), 0);
@@ -28,7 +28,7 @@ static __always_inline void evt_submit(struct aftr_event *e)
 }
 
 /* Events without session details (limits reached). */
-static __always_inline void evt_simple(struct aftr_counters *ctr, __u8 type, const __u8 *b4,
+static __always_inline void evt_simple(struct aftr_counter_row *ctr, __u8 type, const __u8 *b4,
 				       __u8 proto, __be32 inner_addr, __be16 inner_port,
 				       __u64 now)
 {

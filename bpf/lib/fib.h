@@ -21,7 +21,7 @@ static __always_inline int fib_lookup(struct xdp_md *ctx, struct bpf_fib_lookup 
 
 /* Completes a successful lookup: MACs, then out of the right interface. */
 static __always_inline int fib_send(struct xdp_md *ctx, struct ethhdr *eth,
-				    const struct bpf_fib_lookup *p, struct aftr_counters *ctr)
+				    const struct bpf_fib_lookup *p, struct aftr_counter_row *ctr)
 {
 	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
@@ -52,7 +52,7 @@ static __always_inline struct aftr_if_mac *fib_cache_hit(const struct aftr_fib_c
 
 static __always_inline int fib_cache_send(struct xdp_md *ctx, struct ethhdr *eth,
 					  const struct aftr_fib_cache *c,
-					  const struct aftr_if_mac *smac, struct aftr_counters *ctr)
+					  const struct aftr_if_mac *smac, struct aftr_counter_row *ctr)
 {
 	/* Skipping bpf_fib_lookup skips its MTU check too: compare with the MTU it reported
 	 * (route or device) when the next hop was cached; cheaper than bpf_check_mtu. */
@@ -91,7 +91,7 @@ static __always_inline void fib_cache_store(struct aftr_fib_cache *c, const stru
 }
 
 /* What a failed lookup means for the packet. */
-static __always_inline int fib_failure(int rc, struct aftr_counters *ctr)
+static __always_inline int fib_failure(int rc, struct aftr_counter_row *ctr)
 {
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		stat_inc(ctr, AFTR_C_PASS_NO_NEIGH);

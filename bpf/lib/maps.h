@@ -8,8 +8,8 @@
 #include <bpf/bpf_helpers.h>
 #include "aftr/abi.h"
 
-/* Per-CPU counters, one entry holding every counter: one lookup per packet.
- * Writer: XDP. Reader: aftrd (sums the CPUs). */
+/* Per-CPU counters, one entry holding every counter once per direction (enum
+ * aftr_direction): one lookup per packet. Writer: XDP. Reader: aftrd (sums the CPUs). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -29,9 +29,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aftr_b4_prefixes SEC(".maps");
 
-/* Public pool: address + block ownership bitmap, index = pool address index.
- * Writers: aftrd (init, release), XDP (claims bits atomically). Sizing: pool addresses
- * (set by aftrd). */
+/* Public pool: address + block ownership bitmap, index = pool address index. Append-only:
+ * an address keeps its index forever (subscribers store it); the first aftr_cfg.pool_addr_count
+ * entries are in use, removed prefixes stay as DRAINING entries. Writers: aftrd (appends
+ * entries nobody can reach yet; flags and bits only through aftr_ctl), XDP (claims bits
+ * atomically). Sizing: tables.max_pool_addresses (set by aftrd). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 16);
@@ -39,6 +41,17 @@ struct {
 	__type(value, struct aftr_pool_addr);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aftr_pool_addrs SEC(".maps");
+
+/* The pool's layout (prefixes, active or draining; port geometry) as aftrd last wrote it.
+ * Writer and reader: aftrd only (on start and on reprogramming; XDP has the prefixes in its
+ * rodata). One entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aftr_pool_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_pool_meta SEC(".maps");
 
 /* Where to look for free blocks when the hashed probe fails. Writer: aftrd each sweep.
  * Reader: XDP. */
@@ -51,7 +64,8 @@ struct {
 } aftr_pool_hint SEC(".maps");
 
 /* Subscribers by B4 address. Writers: XDP (create, add block, session count +1), aftrd
- * (session count -1 and retire through aftr_ctl, delete). Sizing: tables.max_subscribers. */
+ * (through aftr_ctl: session counts, retire, static mappings, block release; delete once
+ * retired and empty). Sizing: tables.max_subscribers. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -62,7 +76,7 @@ struct {
 
 /* Sessions, subscriber side and Internet side. Plain hash maps, not LRU: nothing may vanish
  * without aftrd logging its deletion. Writers: XDP (create, last_seen, TCP flags), aftrd
- * (expiry). Sizing: tables.max_sessions each. */
+ * through aftr_ctl (expiry, static mappings, block release). Sizing: tables.max_sessions each. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1 << 20);

@@ -23,6 +23,14 @@ struct nat44_flow {
 	__u8 tcp_flags;
 };
 
+/* Sessions are only made for packets from a B4: their counters are that direction's. */
+static __always_inline struct aftr_counter_row *nat44_counters(void)
+{
+	return stat_row(AFTR_DIR_FROM_B4);
+}
+
+/* aftrd's CreateStaticMapping picks a new subscriber's address with the same hash
+ * (control/nat/static_mappings.cc): keep them in step. */
 static __always_inline __u32 nat44_b4_hash(const __u8 *b4)
 {
 	__u32 w[4];
@@ -32,7 +40,7 @@ static __always_inline __u32 nat44_b4_hash(const __u8 *b4)
 	return h ^ (h >> 15);
 }
 
-static __always_inline int nat44_emit_block(struct aftr_counters *ctr, const __u8 *b4,
+static __always_inline int nat44_emit_block(struct aftr_counter_row *ctr, const __u8 *b4,
 					    __be32 addr, __u32 block, __u64 now)
 {
 	struct aftr_event *e = evt_reserve(ctr, AFTR_EV_BLOCK_CLAIMED, b4, now);
@@ -52,7 +60,7 @@ static __always_inline int nat44_emit_block(struct aftr_counters *ctr, const __u
  * same address). Returns 0 when an entry exists afterwards (ours or a racing CPU's). */
 __noinline int nat44_subscriber_create(const struct nat44_flow *flow, __u64 now)
 {
-	struct aftr_counters *ctr = stat_get();
+	struct aftr_counter_row *ctr = nat44_counters();
 	struct aftr_b4_prefix_key pk = { .prefixlen = 128 };
 	struct aftr_subscriber sub = {};
 	struct aftr_pool_addr *pa;
@@ -121,7 +129,7 @@ __noinline int nat44_subscriber_create(const struct nat44_flow *flow, __u64 now)
 }
 
 /* Counts one more session for the subscriber unless it is retiring or at its limit. */
-static __always_inline int nat44_session_reserve(struct aftr_counters *ctr,
+static __always_inline int nat44_session_reserve(struct aftr_counter_row *ctr,
 						 struct aftr_subscriber *sub,
 						 const struct nat44_flow *f, __u64 now)
 {
@@ -176,8 +184,12 @@ static long nat44_pick_step(__u32 i, void *data)
 	if (slot >= AFTR_MAX_BLOCKS_PER_SUB)
 		return 0;
 	__u16 block = sub->blocks[slot];
-	if (block == AFTR_BLOCK_SLOT_EMPTY)
-		return 0; /* reserved by another CPU, not written yet */
+	if (!AFTR_BLOCK_SLOT_USABLE(block)) {
+		/* Not written yet (another CPU's), released, or being released by aftrd: go on
+		 * with the next slot's first port instead of spending a try per port here. */
+		c->idx = ((__u32)slot + 1 - c->first_slot) * bs;
+		return 0;
+	}
 	__u32 port = aftr_cfg.port_min + block * bs + idx % bs;
 	c->ik.public_port = bpf_htons(port);
 	long err = bpf_map_update_elem(&aftr_sessions_in, &c->ik, &c->iv, BPF_NOEXIST);
@@ -189,7 +201,7 @@ static long nat44_pick_step(__u32 i, void *data)
 		c->port = -1;
 		return 1;
 	}
-	struct aftr_counters *ctr = stat_get();
+	struct aftr_counter_row *ctr = nat44_counters();
 	if (ctr)
 		stat_inc(ctr, AFTR_C_PORT_PICK_RETRIES);
 	return 0;
@@ -240,7 +252,7 @@ __noinline int nat44_pick_port(const struct nat44_flow *f, __u32 first_slot, __u
  * Global (verified once). */
 __noinline int nat44_add_block(const struct nat44_flow *flow, __u64 now)
 {
-	struct aftr_counters *ctr = stat_get();
+	struct aftr_counter_row *ctr = nat44_counters();
 	struct aftr_subscriber_key sk;
 	struct aftr_subscriber *sub;
 	struct nat44_flow fl;
@@ -254,7 +266,16 @@ __noinline int nat44_add_block(const struct nat44_flow *flow, __u64 now)
 	if (!sub)
 		return DROP(DROP_INTERNAL);
 	__u32 n = sub->n_blocks;
-	if (n >= aftr_cfg.max_blocks_per_sub || n >= AFTR_MAX_BLOCKS_PER_SUB) {
+	/* A slot whose block aftrd released by hand is reused before the slots grow: the
+	 * subscriber holds one block fewer than n, so it stays within its quota. */
+	int hole = -1;
+	for (int i = 0; i < AFTR_MAX_BLOCKS_PER_SUB; i++) {
+		if (i < n && sub->blocks[i] == AFTR_BLOCK_SLOT_FREE) {
+			hole = i;
+			break;
+		}
+	}
+	if (hole < 0 && (n >= aftr_cfg.max_blocks_per_sub || n >= AFTR_MAX_BLOCKS_PER_SUB)) {
 		evt_simple(ctr, AFTR_EV_PORTS_EXHAUSTED, f->key.b4, f->key.proto,
 			   f->key.inner_addr, f->key.inner_port, now);
 		return DROP(DROP_PORTS_EXHAUSTED);
@@ -265,6 +286,17 @@ __noinline int nat44_add_block(const struct nat44_flow *flow, __u64 now)
 		evt_simple(ctr, AFTR_EV_ADDRESS_EXHAUSTED, f->key.b4, f->key.proto,
 			   f->key.inner_addr, f->key.inner_port, now);
 		return DROP(DROP_ADDRESS_EXHAUSTED);
+	}
+	if (hole >= 0) {
+		/* One CAS fills the slot with the block, so it never reads EMPTY. A CPU that
+		 * lost the race gives its block back and searches from the winner's. */
+		if (!blk_slot_cas(sub, hole, AFTR_BLOCK_SLOT_FREE, block)) {
+			blk_free(pa, block);
+			stat_inc(ctr, AFTR_C_CREATE_RACE_LOST);
+			return hole;
+		}
+		nat44_emit_block(ctr, f->key.b4, sub->public_addr, block, now);
+		return hole;
 	}
 	/* Reserve slot n; a CPU that lost the race gives its block back and uses the winner's. */
 	if (__sync_val_compare_and_swap(&sub->n_blocks, n, n + 1) != n) {
@@ -282,7 +314,7 @@ __noinline int nat44_add_block(const struct nat44_flow *flow, __u64 now)
  * inlined version over the 1M-instruction limit (kernel 6.18). */
 __noinline int nat44_session_create(const struct nat44_flow *flow, __u64 now)
 {
-	struct aftr_counters *ctr = stat_get();
+	struct aftr_counter_row *ctr = nat44_counters();
 	struct aftr_subscriber_key sk;
 	struct aftr_subscriber *sub;
 	const struct nat44_flow *f = flow; /* caller's stack, used in place: stack is tight */

@@ -1,6 +1,12 @@
 // Expires sessions on their RFC timeouts (TCP state-aware), retires subscribers that stayed
 // without sessions past the hold-down and returns their port blocks to the pool, keeps the
 // pool hint fresh, and reports data-plane event losses. Every removal is logged.
+//
+// Its memory (idle timers) is lost on a restart; nothing depends on it for correctness:
+// every removal is one aftr_ctl op that a killed daemon cannot leave half done, and a
+// subscriber RETIRED by a previous process is finished by the next (its remaining blocks
+// released slot by slot, each slot and bit together, so none is freed twice). A restart
+// only restarts the hold-down of idle subscribers. Static mappings are never expired.
 #ifndef AFTR_CONTROL_NAT_SESSION_SWEEPER_H_
 #define AFTR_CONTROL_NAT_SESSION_SWEEPER_H_
 
@@ -24,6 +30,7 @@ uint64_t SessionTimeoutNs(const aftr::config::v1::Timeouts& timeouts, uint8_t pr
 struct SweepResult {
   uint64_t sessions = 0;  // live after the sweep
   uint64_t expired = 0;
+  uint64_t strays = 0;    // deleted because their port is outside their subscriber's blocks
   uint64_t subscribers = 0;
   uint64_t retired = 0;
   uint64_t blocks_released = 0;
@@ -32,7 +39,9 @@ struct SweepResult {
 
 class SessionSweeper {
  public:
-  SessionSweeper(const aftr::config::v1::Config& config, const bpf::Datapath* datapath,
+  // Timeouts and hold-down follow datapath->config(), so a Reprogram changes them too;
+  // `config` is the datapath's configuration at start (kept for the constructor's shape).
+  SessionSweeper(const aftr::config::v1::Config& config, bpf::Datapath* datapath,
                  events::EventSink* sink);
 
   // One pass at data-plane time `now_ns` (CLOCK_MONOTONIC_COARSE).
@@ -45,8 +54,7 @@ class SessionSweeper {
   absl::Status UpdatePoolHint();
   void ReportLostEvents(SweepResult* result);
 
-  const aftr::config::v1::Config config_;
-  const bpf::Datapath* datapath_;
+  bpf::Datapath* datapath_;
   events::EventSink* sink_;
   absl::flat_hash_map<B4, uint64_t> idle_since_ns_;
   uint64_t events_lost_seen_ = 0;

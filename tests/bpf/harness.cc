@@ -191,7 +191,8 @@ Harness::Harness(const aftr_dp_config& cfg, const MapSizes& sizes)
   bpf_map__set_max_entries(skel_->maps.aftr_sessions_in, sizes.sessions_in);
   bpf_map__set_max_entries(skel_->maps.aftr_subscribers, sizes.subscribers);
   bpf_map__set_max_entries(skel_->maps.aftr_filter_peers, sizes.filter_peers);
-  bpf_map__set_max_entries(skel_->maps.aftr_pool_addrs, pool_.empty() ? 1 : pool_.size());
+  bpf_map__set_max_entries(skel_->maps.aftr_pool_addrs,
+                           sizes.pool_addrs ? sizes.pool_addrs : (pool_.empty() ? 1 : pool_.size()));
   bpf_map__set_max_entries(skel_->maps.aftr_b4_prefixes, 16);
   bpf_map__set_max_entries(skel_->maps.aftr_events, 1 << 16);
   if (int err = aftr_bpf__load(skel_)) {
@@ -261,7 +262,7 @@ RunResult Harness::RunOn(int ingress_ifindex, const Bytes& frame, uint32_t meta_
   return r;
 }
 
-int Harness::Ctl(const aftr_ctl_args& args) {
+int Harness::Ctl(const aftr_ctl_args& args) const {
   aftr_ctl_args copy = args;
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
@@ -272,17 +273,25 @@ int Harness::Ctl(const aftr_ctl_args& args) {
   return static_cast<int>(opts.retval);
 }
 
-CounterValues Harness::Counters() const {
+std::array<CounterValues, AFTR_DIR_MAX> Harness::CountersByDirection() const {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) Fail("libbpf_num_possible_cpus", -ncpu);
   std::vector<aftr_counters> per_cpu(ncpu);
   uint32_t zero = 0;
   if (bpf_map_lookup_elem(MapFd("aftr_counters"), &zero, per_cpu.data()))
     Fail("lookup aftr_counters", errno);
-  CounterValues sum{};
+  std::array<CounterValues, AFTR_DIR_MAX> sum{};
   for (const aftr_counters& v : per_cpu)
-    for (int c = 0; c < AFTR_COUNTER_MAX; c++) sum[c] += v.c[c];
+    for (int d = 0; d < AFTR_DIR_MAX; d++)
+      for (int c = 0; c < AFTR_COUNTER_MAX; c++) sum[d][c] += v.dir[d].c[c];
   return sum;
+}
+
+CounterValues Harness::Counters() const {
+  CounterValues total{};
+  for (const CounterValues& row : CountersByDirection())
+    for (int c = 0; c < AFTR_COUNTER_MAX; c++) total[c] += row[c];
+  return total;
 }
 
 std::string Harness::CounterString() const { return CounterDiff(CounterValues{}, Counters()); }

@@ -47,6 +47,7 @@ struct MapSizes {
   uint32_t sessions_in = 4096;
   uint32_t subscribers = 1024;
   uint32_t filter_peers = 4096;
+  uint32_t pool_addrs = 0;  // 0: exactly the configured pool
 };
 
 using CounterValues = std::array<uint64_t, AFTR_COUNTER_MAX>;
@@ -71,9 +72,10 @@ class Harness {
   RunResult RunOn(int ingress_ifindex, const Bytes& frame, uint32_t meta_len = 0);
 
   // aftr_ctl through BPF_PROG_TEST_RUN; returns the program's return value.
-  int Ctl(const aftr_ctl_args& args);
+  int Ctl(const aftr_ctl_args& args) const;
 
-  // Counters summed over CPUs.
+  // Counters summed over CPUs, per direction (index enum aftr_direction) and in all.
+  std::array<CounterValues, AFTR_DIR_MAX> CountersByDirection() const;
   CounterValues Counters() const;
   uint64_t Counter(aftr_counter c) const { return Counters()[c]; }
   // Every non-zero counter as "name=value" in AFTR_COUNTER_LIST order, space separated:

@@ -185,6 +185,47 @@ TEST_CASE("subscribers: a new subscriber never lands on a draining pool address"
   }
 }
 
+TEST_CASE("subscribers: a subscriber on a draining address gets no further block, while its "
+          "sessions on it go on both ways",
+          "[subscriber][blocks][draining]") {
+  aftr_dp_config cfg = ConfigWithPorts(1024, 1024 + 4 * 16 - 1, 4, 2);  // 4 ports a block
+  Harness h(cfg);
+  std::vector<Mapping> mappings;
+  for (uint16_t i = 0; i < 4; i++) mappings.push_back(TranslateUdp(h, kB4a, 40000 + i));
+  const uint32_t index = h.Subscriber(kB4a)->addr_index;
+  REQUIRE(h.Subscriber(kB4a)->n_blocks == 1);
+  aftr_pool_addr pa = h.PoolAddr(index);
+  pa.flags = AFTR_POOL_ADDR_DRAINING;
+  h.SetPoolAddr(index, pa);
+  h.DrainEvents();
+
+  // Its one block is full and it may hold two: on a draining address it gets none.
+  RunResult r = h.Run(FromB4(kB4a).Udp(40004, kRemotePort).Build());
+  CHECK(VerdictName(r.verdict) == "XDP_DROP");
+  CHECK(h.Counter(AFTR_C_DROP_ADDRESS_EXHAUSTED) == 1);
+  CHECK(h.Counter(AFTR_C_BLOCK_CLAIMED) == 1);
+  CHECK(h.Subscriber(kB4a)->n_blocks == 1);
+  CHECK(h.Subscriber(kB4a)->state_sessions == 4);
+  std::vector<aftr_event> ev = h.DrainEvents();
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].type == AFTR_EV_ADDRESS_EXHAUSTED);
+  size_t used = 0;
+  for (uint32_t b = 0; b < h.config().blocks_per_addr; b++) used += BitSet(h.PoolAddr(index), b);
+  CHECK(used == 1);
+
+  // What it has keeps working, out and in.
+  CHECK(TranslateUdp(h, kB4a, 40002) == mappings[2]);
+  RunResult in = h.Run(FromInternet(kRemote, mappings[2].addr).Udp(kRemotePort, mappings[2].port).Build());
+  CHECK(VerdictName(in.verdict) == "XDP_REDIRECT");
+  // Undrained, it may grow again.
+  pa = h.PoolAddr(index);
+  pa.flags = 0;
+  h.SetPoolAddr(index, pa);
+  Mapping more = TranslateUdp(h, kB4a, 40004);
+  CHECK(more.addr == mappings[0].addr);
+  CHECK(h.Subscriber(kB4a)->n_blocks == 2);
+}
+
 TEST_CASE("subscribers: blocks taken by aftrd are never handed out by XDP",
           "[subscriber][blocks]") {
   aftr_dp_config cfg = ConfigWithPorts(1024, 1024 + 4 * 16 - 1, 4, 2);

@@ -4,7 +4,8 @@
 # destination option (crafted with scapy: the lab's SRv6 B4s do not add it) is translated
 # and answered; inbound traffic to an unmapped public port is dropped and creates nothing;
 # sessions expire on (shortened) timeouts with their deletion logged, idle blocks return to
-# the pool; SIGTERM stops aftrd cleanly and leaves no XDP program attached.
+# the pool; SIGTERM stops aftrd cleanly and leaves XDP attached and forwarding, and
+# `aftrd --detach` then leaves no XDP program attached.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
@@ -105,9 +106,16 @@ check "idle subscribers' port blocks return to the pool after the hold-down (BR 
 check "no subscriber left once its blocks were released" \
 	bash -c "[[ \$(ip netns exec '$NS_AFTR' '$AFTRD' --config '$AFTR_CONF' --show subscribers | tail -1) == '0 subscribers' ]]"
 
-check "aftrd exits 0 on SIGTERM" aftrd_stop
-check "no XDP program left attached in the AFTR namespace" \
-	bash -c "! ip netns exec '$NS_AFTR' ip link show | grep -q xdp"
+# Stopping aftrd leaves the data plane running (hitless restart); --detach removes it.
+check "aftrd exits 0 on SIGTERM" aftrd_term
+check "XDP stays attached after aftrd exits" aftr_xdp_attached
+check "traffic still flows with no daemon running (ping from h1)" check_ping h1
+check "traffic still flows with no daemon running (HTTP from h2)" check_http h2
+check "aftrd --detach exits 0" aftrd_detach
+check "no XDP program left attached in the AFTR namespace after --detach" \
+	bash -c "! ip netns exec '$NS_AFTR' ip -d link show | grep -q 'prog/xdp'"
+check "with XDP gone, softwire traffic no longer crosses (ping from h1 fails)" \
+	bash -c "! ip netns exec '$NS_H1' ping -c 1 -W 1 -q '$INET_ADDR4' >/dev/null"
 echo "--- event log"
 cat "$AFTR_EVENTS_LOG"
 if ((failures)); then

@@ -3,7 +3,11 @@
 # Sourced after lib.sh by the lab (scripts/lab.sh) and the e2e tests.
 #
 #   aftr_lab_up [extra config lines]   topology + servers + aftrd with XDP attached
-#   aftr_lab_down                      stops aftrd (SIGTERM) and deletes everything
+#   aftr_lab_down                      stops aftrd, detaches XDP, removes the pins, deletes all
+#   aftrd_start / aftrd_stop           start; stop = SIGTERM, then `aftrd --detach`
+#   aftrd_term / aftrd_kill            SIGTERM / SIGKILL only: XDP stays attached and forwarding
+#   aftrd_detach [--purge]             `aftrd --detach` (removes our XDP program; pins too)
+#   aftr_xdp_attached                  whether an XDP program is attached in the aftr namespace
 #   check_ping ROLE / check_http ROLE / check_udp ROLE   one kind of traffic from h1 or h2
 #   aftr_show TABLES                   aftrd --show (subscribers,sessions,counters)
 #   aftr_counter NAME                  one data-plane counter's value
@@ -49,14 +53,42 @@ aftrd_start() {
 	fi
 }
 
-# aftrd_stop: SIGTERM, then waits; returns aftrd's exit status.
-aftrd_stop() {
+# aftrd_term: SIGTERM, then waits; returns aftrd's exit status. aftrd leaves its XDP
+# program attached and its maps pinned: traffic keeps flowing and the next aftrd adopts it.
+aftrd_term() {
 	local rc=0
 	[[ -n $AFTRD_PID ]] || return 0
 	kill -TERM "$AFTRD_PID" 2>/dev/null || true
 	wait "$AFTRD_PID" || rc=$?
 	AFTRD_PID=""
 	return "$rc"
+}
+
+# aftrd_kill: SIGKILL, then waits (the data plane goes on without a daemon).
+aftrd_kill() {
+	[[ -n $AFTRD_PID ]] || return 0
+	kill -KILL "$AFTRD_PID" 2>/dev/null || true
+	wait "$AFTRD_PID" 2>/dev/null || true
+	AFTRD_PID=""
+}
+
+# aftrd_detach [--purge]: removes our XDP program from the lab's interfaces (and the pins).
+aftrd_detach() {
+	[[ -n $AFTR_CONF && -f $AFTR_CONF ]] || return 0
+	ip netns exec "$NS_AFTR" "$AFTRD" --config "$AFTR_CONF" --detach "$@"
+}
+
+# aftrd_stop: SIGTERM, then `aftrd --detach`; returns aftrd's exit status, or detach's.
+aftrd_stop() {
+	local rc=0
+	aftrd_term || rc=$?
+	aftrd_detach || { ((rc)) || rc=1; }
+	return "$rc"
+}
+
+# aftr_xdp_attached: true if any interface of the aftr namespace has an XDP program.
+aftr_xdp_attached() {
+	in_ns aftr ip -d link show | grep -q 'prog/xdp'
 }
 
 aftr_lab_up() {
@@ -76,6 +108,10 @@ aftr_lab_down() {
 		kill -TERM "$AFTRD_PID" 2>/dev/null || true
 		wait "$AFTRD_PID" 2>/dev/null || true
 		AFTRD_PID=""
+	fi
+	# aftrd leaves XDP attached on exit: the lab removes it, and the pinned maps, itself.
+	if [[ -n $TOPO_TMP ]] && ip netns list 2>/dev/null | grep -q "^$NS_AFTR\b"; then
+		aftrd_detach --purge >/dev/null 2>&1 || topo_log "aftrd --detach --purge failed"
 	fi
 	if [[ -n $AFTR_BPFFS ]] && mountpoint -q "$AFTR_BPFFS"; then
 		umount "$AFTR_BPFFS" || true

@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 5
+#define AFTR_ABI_VERSION 6
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -22,7 +22,13 @@
 #define AFTR_MAX_BLOCKS_PER_SUB 8   /* port blocks one subscriber may own */
 #define AFTR_BLOCK_WORDS 16         /* 16 x 64 bits: at most 1024 port blocks per address */
 #define AFTR_MAX_BLOCKS_PER_ADDR (AFTR_BLOCK_WORDS * 64)
-#define AFTR_BLOCK_SLOT_EMPTY 0xffff /* a reserved subscriber block slot not yet written */
+/* A subscriber's block slot holds a block index (< AFTR_MAX_BLOCKS_PER_ADDR), or: */
+#define AFTR_BLOCK_SLOT_EMPTY 0xffff /* reserved by nat44_add_block, not written yet */
+#define AFTR_BLOCK_SLOT_FREE 0xfffe  /* its block was released by aftrd; the slot may be reused */
+#define AFTR_BLOCK_SLOT_RELEASING 0x8000 /* flag on a block index: aftrd is releasing it, so
+					  * no new session may use it (its bit is still owned) */
+/* Only slots below this hold a block that new sessions may use. */
+#define AFTR_BLOCK_SLOT_USABLE(v) ((v) < AFTR_BLOCK_SLOT_RELEASING)
 
 /* Every counter the data plane keeps, in one list (X-macro): verdicts first, then one entry
  * per drop reason. C and C++ expand it to the enum and to the printed names. */
@@ -71,9 +77,27 @@
 enum aftr_counter { AFTR_COUNTER_LIST(AFTR_COUNTER_ENUM) AFTR_COUNTER_MAX };
 #undef AFTR_COUNTER_ENUM
 
+/* Which way a packet came: every counter is kept once per direction. The entry point knows
+ * it from the EtherType before anything else, so the per-packet cost is one offset. */
+enum aftr_direction {
+	AFTR_DIR_FROM_B4 = 0,       /* arriving as IPv6: the softwire side */
+	AFTR_DIR_FROM_INTERNET = 1, /* arriving as IPv4 */
+	AFTR_DIR_OTHER = 2,         /* neither, or not even a whole Ethernet header */
+	AFTR_DIR_MAX
+};
+#define AFTR_DIRECTION_LIST(X)                                                 \
+	X(FROM_B4, "from_b4")                                                  \
+	X(FROM_INTERNET, "from_internet")                                      \
+	X(OTHER, "other")
+
+/* One direction's counters. */
+struct aftr_counter_row {
+	__u64 c[AFTR_COUNTER_MAX];
+};
+
 /* Value of the single-entry per-CPU array aftr_counters: one lookup per packet. */
 struct aftr_counters {
-	__u64 c[AFTR_COUNTER_MAX];
+	struct aftr_counter_row dir[AFTR_DIR_MAX];
 };
 
 /* Filtering behaviour for inbound packets (RFC 4787 section 5). */
@@ -119,7 +143,28 @@ struct aftr_pool_addr {
 	__u32 flags; /* AFTR_POOL_ADDR_* */
 	__u64 used[AFTR_BLOCK_WORDS];
 };
-#define AFTR_POOL_ADDR_DRAINING 1u /* no new subscribers on this address */
+#define AFTR_POOL_ADDR_DRAINING 1u /* no new subscribers or blocks on this address */
+
+/* aftr_pool_meta (array of 1, aftrd only): what the pinned pool was laid out with, so that a
+ * restart or a reload knows the prefixes behind the pool addresses (active ones from the
+ * configuration, draining ones removed from it but still owning blocks) and refuses a port
+ * geometry that would reinterpret every block index. Addresses are appended to
+ * aftr_pool_addrs and keep their index forever (subscribers store it). */
+struct aftr_pool_prefix {
+	__be32 addr;
+	__u8 len;
+	__u8 flags; /* AFTR_POOL_ADDR_DRAINING */
+	__u16 pad;
+};
+struct aftr_pool_meta {
+	__u32 abi_version; /* 0: never written */
+	__u16 port_min;
+	__u16 port_max;
+	__u16 block_size;
+	__u16 prefix_count;
+	__u32 pad;
+	struct aftr_pool_prefix prefixes[AFTR_MAX_POOL_PREFIXES];
+};
 
 /* aftr_pool_hint (array of 1): an address index the controller last saw with free blocks;
  * the data plane tries it when the hashed probe finds nothing. */
@@ -184,7 +229,7 @@ struct aftr_session_out {
 	__be32 public_addr;
 	__be16 public_port;
 	__u8 tcp_flags; /* AFTR_TCP_SEEN_* seen outbound */
-	__u8 pad;
+	__u8 flags;     /* AFTR_SESSION_STATIC */
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() */
 	struct aftr_fib_cache fib; /* toward the Internet */
 };
@@ -201,15 +246,23 @@ struct aftr_session_in {
 	__be32 inner_addr;
 	__be16 inner_port;
 	__u8 softwire_index; /* which AFTR address the B4 talks to: replies come from it */
-	__u8 tcp_flags;      /* AFTR_TCP_SEEN_* seen inbound */
+	__u8 tcp_flags;      /* AFTR_TCP_SEEN_* seen inbound, | AFTR_SESSION_STATIC (the
+			      * struct has no spare byte and 48 bytes is the budget) */
 	__u64 last_seen_ns;
 	struct aftr_fib_cache fib; /* toward the B4 */
 };
+
+/* An operator's static mapping (port forward): never expired by aftrd, counted as a session
+ * of its subscriber (so it keeps the subscriber and its blocks), and reachable inbound from
+ * any peer even with address-dependent filtering. Set in session_out.flags and in
+ * session_in.tcp_flags (whose low bits are the AFTR_TCP_SEEN_* flags). */
+#define AFTR_SESSION_STATIC 0x80
 
 /* TCP flags remembered per direction; the controller derives the RFC 5382 / 7857 state. */
 #define AFTR_TCP_SEEN_SYN 1
 #define AFTR_TCP_SEEN_FIN 2
 #define AFTR_TCP_SEEN_RST 4
+#define AFTR_TCP_SEEN_MASK 7
 
 /* aftr_filter_peers (LRU hash, address-dependent filtering only): remote addresses a
  * mapping has sent to. Losing an entry only blocks inbound until the next outbound packet. */
@@ -247,22 +300,67 @@ struct aftr_event {
 };
 
 /* ---- Controller-side helper program (SEC("syscall")) ----
- * User space cannot do atomic read-modify-write on hash map values, so the controller runs
- * this tiny program (BPF_PROG_TEST_RUN) for the few updates that race with the data plane. */
+ * User space cannot do atomic read-modify-write on map values, so the controller runs this
+ * program (BPF_PROG_TEST_RUN) for every update that races with the data plane. One run is
+ * also one step that a killed daemon cannot interrupt halfway: each op below leaves the maps
+ * consistent whether or not the next one ever runs. aftrd runs one op at a time. */
 enum aftr_ctl_op {
 	AFTR_CTL_SESSIONS_SUB = 1, /* subtract `count` from a subscriber's session count */
 	AFTR_CTL_RETIRE = 2,       /* ACTIVE with 0 sessions → RETIRED; result 1 if done */
 	AFTR_CTL_BLOCK_FREE = 3,   /* clear bit `block` of pool address `addr_index` */
 	AFTR_CTL_BLOCK_TAKE = 4,   /* set bit; result 1 if it was free */
+	/* Deletes the session (b4, inner_addr, inner_port, proto): its Internet-side twin, the
+	 * subscriber-side entry, and one from its subscriber's count. Refused with -EPERM when
+	 * AFTR_CTL_F_DYNAMIC_ONLY is set and the session is static, with -EBUSY when
+	 * `last_seen_ns` is set and either entry was seen after it (traffic resumed), with
+	 * -ESRCH when `public_port` is set and the session is not on that port; -ENOENT if gone. */
+	AFTR_CTL_SESSION_DELETE = 5,
+	/* Removes `block` from subscriber b4's slots (marks the slot FREE) and clears its bit in
+	 * the pool, together. -ENOENT: not the subscriber's. */
+	AFTR_CTL_BLOCK_RELEASE = 6,
+	/* Sets the flags of pool address `addr_index` to `count` (AFTR_POOL_ADDR_DRAINING),
+	 * leaving its bitmap alone. */
+	AFTR_CTL_POOL_FLAGS = 7,
+	/* Takes bit `block` of pool address `addr_index` and inserts subscriber b4 owning it,
+	 * together, created at `last_seen_ns`. -EEXIST: the subscriber exists (nothing taken); -EBUSY: block not free;
+	 * -EADDRNOTAVAIL: the address is draining. */
+	AFTR_CTL_SUBSCRIBER_CREATE = 8,
+	/* Takes bit `block` on subscriber b4's address and gives it a slot (a FREE one, else a
+	 * new one within max_blocks_per_sub); result: the slot. -EBUSY: block not free;
+	 * -ENOSPC: at the block quota; -EADDRNOTAVAIL: draining; -ESTALE: retired. */
+	AFTR_CTL_BLOCK_ADD = 9,
+	/* Counts one more session for subscriber b4 and inserts both entries (public_addr,
+	 * public_port, session flags `flags`, softwire `softwire_index`), last seen at
+	 * `last_seen_ns` (aftrd's CLOCK_MONOTONIC_COARSE).
+	 * The port must lie in one of the subscriber's usable blocks on its address (-ENXIO).
+	 * -EADDRINUSE: the public port is taken; -EEXIST: the flow already has a session;
+	 * -EDQUOT: at max_sessions_per_sub; -ESTALE: retired. */
+	AFTR_CTL_SESSION_CREATE = 10,
+	/* ORs `flags` (session flags) into both entries of the session, in place. */
+	AFTR_CTL_SESSION_FLAGS = 11,
+	/* Marks `block` in subscriber b4's slots as being released (AFTR_BLOCK_SLOT_RELEASING):
+	 * no new session lands in it, the bit stays owned. -ENOENT: not the subscriber's. */
+	AFTR_CTL_BLOCK_MARK_RELEASING = 12,
 };
+#define AFTR_CTL_F_DYNAMIC_ONLY 1 /* ctl_args.ctl_flags for AFTR_CTL_SESSION_DELETE */
+
 struct aftr_ctl_args {
 	__u8 b4[16];
 	__u32 op;
 	__u32 count;
 	__u32 addr_index;
 	__u32 block;
-	__s32 result; /* written by the program */
+	__s32 result; /* unused: each op answers with the program's return value */
+	__be32 inner_addr;
+	__be32 public_addr;
+	__be16 inner_port;
+	__be16 public_port;
+	__u8 proto;
+	__u8 flags;          /* session flags (AFTR_SESSION_STATIC) */
+	__u8 ctl_flags;      /* AFTR_CTL_F_* */
+	__u8 softwire_index;
 	__u32 pad;
+	__u64 last_seen_ns;
 };
 
 AFTR_STATIC_ASSERT(sizeof(struct aftr_session_out_key) == 24, "abi: session_out_key");
@@ -275,7 +373,9 @@ AFTR_STATIC_ASSERT(sizeof(struct aftr_subscriber) == 48, "abi: subscriber");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_addr) == 8 + 8 * AFTR_BLOCK_WORDS, "abi: pool_addr");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_event) == 40, "abi: event");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_filter_key) == 12, "abi: filter_key");
-AFTR_STATIC_ASSERT(sizeof(struct aftr_ctl_args) == 40, "abi: ctl_args");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_ctl_args) == 64, "abi: ctl_args");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_meta) == 16 + 8 * AFTR_MAX_POOL_PREFIXES, "abi: pool_meta");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_counters) == 8 * AFTR_COUNTER_MAX * AFTR_DIR_MAX, "abi: counters");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_dp_config) % 4 == 0, "abi: dp_config");
 
 #endif /* AFTR_ABI_H */
