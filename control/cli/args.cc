@@ -91,10 +91,10 @@ std::vector<CommandSpec> MakeCommands() {
        {}},
       {{"config", "reload"}, "", 0, 0,
        "Validate and apply a configuration without dropping sessions.",
-       "--file names a textproto file on the daemon's host (read like aftrd --config); "
-       "--from reads a local textproto file and sends its content. With neither, the daemon "
-       "decides what to reload (its own configuration file). Fields that cannot change live "
-       "are refused with FAILED_PRECONDITION and nothing changes.",
+       "One of --file (a textproto file on the daemon's host, read like aftrd --config) or "
+       "--from (a local textproto file whose content is sent). Fields that cannot change "
+       "live are refused with FAILED_PRECONDITION and nothing changes. (SIGHUP makes aftrd "
+       "reload its own --config file.)",
        {{"file", OptionType::kString, "PATH", "configuration file on the daemon's host"},
         {"from", OptionType::kString, "FILE", "local textproto file to send"},
         {"validate_only", OptionType::kFlag, "", "report what would change; apply nothing"}}},

@@ -390,8 +390,9 @@ int Runner::Config() {
                        return text;
                      }));
   }
-  if (inv_.Has("file") && inv_.Has("from")) {
-    return UsageError(absl::InvalidArgumentError("config reload: --file or --from, not both"));
+  // The API has no "reload what you loaded": the request names its source.
+  if (inv_.Has("file") == inv_.Has("from")) {
+    return UsageError(absl::InvalidArgumentError("config reload: give --file or --from"));
   }
   v1::ReloadConfigRequest req;
   req.set_validate_only(inv_.Has("validate_only"));

@@ -436,6 +436,12 @@ TEST_CASE("aftrctl: config get and reload --from a local textproto", "[aftrctl]"
     CHECK_FALSE(fake.service().reload_.validate_only());
   }
 
+  FakeServer::Result neither = fake.Run({"config", "reload", "--validate_only"});
+  CHECK(neither.exit == kExitUsage);
+  CHECK(neither.err == "aftrctl: config reload: give --file or --from\n");
+  FakeServer::Result both = fake.Run({"config", "reload", "--file", "a", "--from", file});
+  CHECK(both.exit == kExitUsage);
+
   std::ofstream(file) << "interfaces: \"sw-b\"\nno_such_field: 1\n";
   FakeServer::Result bad = fake.Run({"config", "reload", "--from", file});
   CHECK(bad.exit == kExitUsage);
