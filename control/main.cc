@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include "absl/flags/flag.h"
@@ -18,6 +19,11 @@
 #include "control/events/event_drain.h"
 #include "control/events/event_log.h"
 #include "control/events/event_sink.h"
+#include "control/api/aftr_service.h"
+#include "control/api/api_server.h"
+#include "control/api/event_hub.h"
+#include "control/config/live_config.h"
+#include "control/metrics/metrics_server.h"
 #include "control/inspect/state_report.h"
 #include "control/nat/session_sweeper.h"
 
@@ -92,7 +98,7 @@ int Detach(const Config& config, bool purge) {
   return 0;
 }
 
-int Run(const Config& config) {
+int Run(const Config& config, const std::string& config_path) {
   // Signals are taken synchronously by the main loop; every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
@@ -120,12 +126,52 @@ int Run(const Config& config) {
     return 1;
   }
   aftr::nat::SessionSweeper sweeper(config, datapath->get(), &events);
+
+  // The API: the service over the running modules, then the server; health says SERVING
+  // once everything above is in place.
+  aftr::config::RunningConfig running(config);
+  aftr::api::EventHub hub;
+  events.Add(&hub);
+  aftr::api::AftrServiceImpl::Deps deps;
+  deps.maps = (*datapath)->fds();
+  deps.datapath = datapath->get();
+  deps.config = &running;
+  deps.events = &events;
+  deps.hub = &hub;
+  deps.apply_config = [&](const Config& next) -> absl::Status {
+    if (absl::Status s = (*datapath)->Reprogram(next); !s.ok()) return s;
+    running.Set(next);
+    return absl::OkStatus();
+  };
+  deps.controller_counters = [&] {
+    return std::map<std::string, uint64_t>{{"events_drained", (*drain)->events_drained()},
+                                           {"events_not_logged", (*drain)->events_failed()},
+                                           {"log_lines_written", (*log)->lines_written()}};
+  };
+  aftr::api::AftrServiceImpl service(std::move(deps));
+  auto api = aftr::api::ApiServer::Start(config.api(), &service);
+  if (!api.ok()) {
+    aftr::LogError("%s", api.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<aftr::metrics::MetricsServer> metrics;
+  if (!config.metrics().listen().empty()) {
+    auto m = aftr::metrics::MetricsServer::Create(config.metrics().listen(),
+                                                  [&service] { return service.ReadStatistics(); });
+    if (!m.ok()) {
+      aftr::LogError("%s", m.status().ToString());
+      return 1;
+    }
+    metrics = std::move(*m);
+  }
+  (*api)->SetServing(true);
   aftr::LogInfo("aftrd running: %d interfaces, log %s", config.interfaces_size(), config.log_file());
 
-  struct timespec interval = {static_cast<time_t>(config.sweep_interval_ms() / 1000),
-                              static_cast<long>(config.sweep_interval_ms() % 1000) * 1000000};
   int exit_code = 0;
   for (;;) {
+    const uint32_t sweep_ms = running.Get()->sweep_interval_ms();
+    struct timespec interval = {static_cast<time_t>(sweep_ms / 1000),
+                                static_cast<long>(sweep_ms % 1000) * 1000000};
     siginfo_t info;
     int sig = sigtimedwait(&signals, &info, &interval);
     if (sig == SIGTERM || sig == SIGINT) {
@@ -133,7 +179,14 @@ int Run(const Config& config) {
       break;
     }
     if (sig == SIGHUP) {
+      // Reopen the log (logrotate) and reload the configuration file (systemctl reload).
       if (absl::Status s = (*log)->Reopen(); !s.ok()) aftr::LogError("%s", s.ToString());
+      auto reloaded = service.Reload(aftr::config::LoadConfigFile(config_path), false);
+      if (!reloaded.ok()) {
+        aftr::LogError("reload of %s refused: %s", config_path, reloaded.status().ToString());
+      } else {
+        aftr::LogInfo("reloaded %s: %d fields changed", config_path, reloaded->changed.size());
+      }
       continue;
     }
     absl::StatusOr<aftr::nat::SweepResult> swept = sweeper.SweepOnce(aftr::MonotonicCoarseNs());
@@ -143,6 +196,10 @@ int Run(const Config& config) {
       break;
     }
   }
+  (*api)->SetServing(false);
+  hub.Close();       // ends the watch streams
+  api->reset();      // waits for calls in progress
+  metrics.reset();
   drain->reset();     // last drain of the ring buffer into the log
   // XDP stays attached and the maps pinned: packets keep flowing, and the next aftrd adopts
   // sessions, blocks, counters and the events queued meanwhile (`aftrd --detach` removes it).
@@ -177,5 +234,5 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (absl::GetFlag(FLAGS_detach)) return Detach(*config, absl::GetFlag(FLAGS_purge));
-  return Run(*config);
+  return Run(*config, path);
 }

@@ -26,8 +26,10 @@ SubscriberRecord ToRecord(const aftr_subscriber_key& k, const aftr_subscriber& v
   r.public_addr.host_order = ntohl(v.public_addr);
   r.created_ns = v.created_ns;
   for (uint32_t i = 0; i < std::min<uint32_t>(v.n_blocks, AFTR_MAX_BLOCKS_PER_SUB); ++i) {
-    if (v.blocks[i] == AFTR_BLOCK_SLOT_EMPTY) continue;
-    r.block_first_ports.push_back(static_cast<uint16_t>(g.port_min + v.blocks[i] * g.block_size));
+    // Empty and freed slots hold no block; one being released is still owned until done.
+    if (v.blocks[i] == AFTR_BLOCK_SLOT_EMPTY || v.blocks[i] == AFTR_BLOCK_SLOT_FREE) continue;
+    uint32_t block = v.blocks[i] & ~AFTR_BLOCK_SLOT_RELEASING;
+    r.block_first_ports.push_back(static_cast<uint16_t>(g.port_min + block * g.block_size));
   }
   return r;
 }
@@ -49,7 +51,7 @@ SessionRecord FromOut(const aftr_session_out_key& k, const aftr_session_out& v) 
   r.key.inner_port = ntohs(k.inner_port);
   r.public_addr.host_order = ntohl(v.public_addr);
   r.public_port = ntohs(v.public_port);
-  r.is_static = false;  // TODO(lead): read the static-mapping flag once abi.h has it
+  r.is_static = (v.flags & AFTR_SESSION_STATIC) != 0;
   r.out_tcp_flags = v.tcp_flags;
   r.last_seen_ns = v.last_seen_ns;
   return r;
@@ -62,7 +64,7 @@ void MergeIn(const aftr_session_in& in, SessionRecord* r) {
       ntohs(in.inner_port) != r->key.inner_port) {
     return;
   }
-  r->in_tcp_flags = in.tcp_flags;
+  r->in_tcp_flags = in.tcp_flags & AFTR_TCP_SEEN_MASK;
   r->last_seen_ns = std::max<uint64_t>(r->last_seen_ns, in.last_seen_ns);
 }
 
