@@ -2,16 +2,18 @@
 # README command 1: the DS-Lite lab. Installs what it needs, builds, then builds a namespace
 # topology — two B4s (the kernel's own SRv6 encapsulation) whose hosts both use 192.0.2.10,
 # the AFTR namespace running aftrd with XDP attached, an "Internet" namespace with HTTP,
-# UDP echo and ping — sends real traffic from both subscribers, shows the sessions, port
-# blocks, counters and log lines, and deletes everything. Exits 0 only if all traffic worked.
+# UDP echo and ping — sends real traffic from both subscribers, shows the subscribers, port
+# blocks, sessions and counters (through aftrctl, the API client) and the log lines, and
+# deletes everything. Exits 0 only if all traffic worked.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "lab.sh: run as root (namespaces, XDP)" >&2; exit 1; }
 bash "$repo/scripts/install-deps.sh"
-bash "$repo/scripts/build.sh" aftrd
+bash "$repo/scripts/build.sh" aftrd aftrctl
 
 source "$repo/tests/e2e/lib.sh"
 source "$repo/tests/e2e/aftrd.sh"
+source "$repo/tests/e2e/aftrctl.sh"
 trap aftr_lab_down EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -39,7 +41,9 @@ for role in h1 h2; do
 done
 
 echo
-aftr_show subscribers,sessions,counters
+echo "== aftrd's API ($AFTR_API_SOCKET): aftrctl health: $(aftrctl_run health 2>&1)"
+echo
+aftrctl_show || { echo "aftrctl failed"; failures=$((failures + 1)); }
 echo
 echo "== event log ($AFTR_EVENTS_LOG)"
 cat "$AFTR_EVENTS_LOG"
