@@ -34,7 +34,8 @@ pki client operator "extendedKeyUsage=clientAuth"
 TLS_PORT=9470
 AFTR_API_CONFIG="unix_socket: \"$PKI/aftrd.sock\" tcp_listen: \"127.0.0.1:$TLS_PORT\"
   tls { cert_file: \"$PKI/server.pem\" key_file: \"$PKI/server.key\" client_ca_file: \"$PKI/ca.pem\" }"
-aftr_lab_up
+METRICS_PORT=9469
+aftr_lab_up "metrics { listen: \"127.0.0.1:$METRICS_PORT\" }"
 
 # Traffic from both subscribers, so there are sessions and blocks to look at.
 for role in h1 h2; do
@@ -49,6 +50,20 @@ in_ns aftr env AFTR_PY_STUBS="$STUBS" AFTR_API_SOCKET="$PKI/aftrd.sock" AFTR_CON
 	UDP_ECHO_PORT="$UDP_ECHO_PORT" AFTR_TLS_TARGET="127.0.0.1:$TLS_PORT" AFTR_TLS_CA="$PKI/ca.pem" \
 	AFTR_TLS_CLIENT_CERT="$PKI/client.pem" AFTR_TLS_CLIENT_KEY="$PKI/client.key" \
 	timeout 120 /usr/bin/python3 "$here/api_client_test.py" || rc=$?
+
+# Prometheus /metrics: the same counter names as GetStatistics, per direction, and gauges.
+metrics=$(in_ns aftr curl -s --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics") || metrics=""
+for want in 'aftr_rx_packets_total{direction="from_b4"}' 'aftr_in_translated_total{direction="from_internet"}' \
+	'aftr_drop_no_session_total{direction="from_internet"}' 'aftr_statistics_up 1' 'aftr_subscribers 2'; do
+	if grep -qF "$want" <<<"$metrics"; then
+		echo "ok   /metrics has $want"
+	else
+		echo "FAIL /metrics lacks $want"
+		rc=1
+	fi
+done
+rx=$(awk '/^aftr_rx_packets_total\{direction="from_b4"\}/ { print $2 }' <<<"$metrics")
+if [[ ${rx:-0} -gt 0 ]] 2>/dev/null; then echo "ok   /metrics rx_packets from_b4 = $rx"; else echo "FAIL /metrics rx_packets from_b4 = '$rx'"; rc=1; fi
 
 # aftrd survived all of it and still answers.
 if ! kill -0 "$AFTRD_PID" 2>/dev/null; then
