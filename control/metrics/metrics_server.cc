@@ -151,7 +151,7 @@ absl::StatusOr<std::string> ParseListen(const std::string& listen) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     if (!ParseIpv6(host.substr(1, host.size() - 2)).ok()) return bad("bad IPv6 address");
     // Debian 12's civetweb is built without USE_IPV6 and then fails every IPv6 bind with
-    // no reason given; say so while the configuration is checked rather than at start.
+    // "possible problem binding to port"; name the real reason instead.
     constexpr unsigned kCivetwebIpv6 = 8;
     if (!mg_check_feature(kCivetwebIpv6)) {
       return bad("IPv6 is not supported by the installed civetweb (built without IPv6)");
