@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   # build
-  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto
   libabsl-dev catch2 cmake ninja-build pkg-config g++ prometheus-cpp-dev
   # lab, e2e tests, benchmark peers
