@@ -187,7 +187,8 @@ absl::StatusOr<aftr_subscriber> CreateSubscriber(bpf::Datapath& dp, const Geomet
   }
   if (want_block) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "the port block %d-%d is taken on every address a new subscriber %s could get",
+        "the port block %d-%d is owned by another subscriber on every address a new "
+        "subscriber %s could get",
         g.FirstPort(*want_block), g.FirstPort(*want_block) + g.block_size - 1, b4.ToString()));
   }
   return absl::ResourceExhaustedError(absl::StrCat(
