@@ -48,6 +48,7 @@ aftr_config_write() {
 aftrd_start() {
 	[[ -x $AFTRD ]] || { topo_log "aftrd not built: $AFTRD"; return 1; }
 	AFTRD_STDERR=$TOPO_TMP/aftrd.stderr
+	: >"$AFTRD_STDERR" # before the launch: a restart must not find the last run's lines
 	ip netns exec "$NS_AFTR" "$AFTRD" --config "$AFTR_CONF" >"$AFTRD_STDERR" 2>&1 &
 	AFTRD_PID=$!
 	if ! wait_until 20 grep -q "aftrd running" "$AFTRD_STDERR"; then
@@ -92,7 +93,9 @@ aftrd_stop() {
 
 # aftr_xdp_attached: true if any interface of the aftr namespace has an XDP program.
 aftr_xdp_attached() {
-	in_ns aftr ip -d link show | grep -q 'prog/xdp'
+	local links
+	links=$(in_ns aftr ip -d link show) || return 1
+	[[ $links == *prog/xdp* ]] # (no `| grep -q`: under pipefail its early exit fails ip)
 }
 
 aftr_lab_up() {
