@@ -343,9 +343,13 @@ class Validator {
         Error(absl::StrCat("api.tls.", name), absl::StrCat("\"", path, "\" is not an absolute path"));
       }
     }
-    if (!config_.metrics().listen().empty() && !IsHostPort(config_.metrics().listen())) {
-      Error("metrics.listen", absl::StrCat("\"", config_.metrics().listen(),
-                                           "\" is not address:port (port 1..65535)"));
+    const std::string& metrics = config_.metrics().listen();
+    if (!metrics.empty() && !IsHostPort(metrics)) {
+      Error("metrics.listen", absl::StrCat("\"", metrics, "\" is not address:port (port 1..65535)"));
+    } else if (!metrics.empty() && metrics[0] == '[') {
+      // Debian 12's civetweb (under prometheus-cpp) is built without IPv6.
+      Error("metrics.listen", absl::StrCat("\"", metrics,
+                                           "\": the metrics endpoint listens on IPv4 only"));
     }
   }
 

@@ -540,6 +540,8 @@ TEST_CASE("api and metrics rules", "[config]") {
   ExpectInvalid([](Config& c) { c.mutable_metrics()->set_listen("localhost"); },
                 {"metrics.listen", "not address:port"});
   ExpectValid([](Config& c) { c.mutable_metrics()->set_listen("127.0.0.1:9469"); });
+  ExpectInvalid([](Config& c) { c.mutable_metrics()->set_listen("[::1]:9469"); },
+                {"metrics.listen", "IPv4 only"});
 }
 
 }  // namespace
