@@ -4,8 +4,10 @@
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <linux/if_link.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <thread>
@@ -13,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "control/bpf/datapath.h"
 #include "control/events/event_drain.h"
 #include "dp_fixture.h"
@@ -93,6 +96,47 @@ TEST_CASE("datapath: XDP stays attached without the daemon and the next Create r
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   CHECK(sink.Codes() == "BA SC BA SC");
+}
+
+// Holds the drain inside Publish until released.
+struct HoldingSink : aftr::events::EventSink {
+  absl::Notification entered, release;
+  std::atomic<int> taken{0};
+  using aftr::events::EventSink::Publish;
+  absl::Status Publish(const std::vector<aftr::events::NatEvent>& events) override {
+    if (!entered.HasBeenNotified()) entered.Notify();
+    release.WaitForNotification();
+    taken += static_cast<int>(events.size());
+    return absl::OkStatus();
+  }
+};
+
+TEST_CASE("datapath: the drain gives ring space back only once the sink took the records, so a "
+          "killed aftrd leaves what it had not logged to the next one",
+          "[datapath][events]") {
+  const Config cfg = TestConfig(FreshPinPath());
+  auto dp = MustCreate(cfg);
+  REQUIRE(SendFromB4(kB4a, 40000) == XDP_REDIRECT);  // BA and SC
+  const int fd = dp->fds().events;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* view = mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, 0);  // the consumer position
+  REQUIRE(view != MAP_FAILED);
+  auto consumer_pos = [view] { return __atomic_load_n(static_cast<const uint64_t*>(view), __ATOMIC_ACQUIRE); };
+  const uint64_t before = consumer_pos();
+  HoldingSink sink;
+  {
+    auto drain = aftr::events::EventDrain::Create(fd, &sink);
+    REQUIRE(drain.ok());
+    REQUIRE(sink.entered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(consumer_pos() == before);  // the sink has the records; the ring still holds them
+    sink.release.Notify();
+  }
+  CHECK(sink.taken == 2);
+  CHECK(consumer_pos() > before);
+  munmap(view, page);
+  dp.reset();
+  REQUIRE(aftr::bpf::DetachDataPlane(cfg, true).ok());
 }
 
 TEST_CASE("datapath: a foreign XDP program on a configured interface is refused, naming the "
