@@ -10,7 +10,6 @@
 #include <cstring>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/hash/hash.h"
 #include "control/bpf/map_batch.h"
 #include "control/common/errno_status.h"
 
@@ -34,21 +33,9 @@ SubscriberRecord ToRecord(const aftr_subscriber_key& k, const aftr_subscriber& v
   return r;
 }
 
-aftr_session_out_key OutKey(const SessionKey& key) {
-  aftr_session_out_key k = {};
-  std::memcpy(k.b4, key.b4.bytes.data(), 16);
-  k.inner_addr = htonl(key.inner_addr.host_order);
-  k.inner_port = htons(key.inner_port);
-  k.proto = key.proto;
-  return k;
-}
-
 SessionRecord FromOut(const aftr_session_out_key& k, const aftr_session_out& v) {
   SessionRecord r;
-  std::memcpy(r.key.b4.bytes.data(), k.b4, 16);
-  r.key.proto = k.proto;
-  r.key.inner_addr.host_order = ntohl(k.inner_addr);
-  r.key.inner_port = ntohs(k.inner_port);
+  r.key = KeyOf(k);
   r.public_addr.host_order = ntohl(v.public_addr);
   r.public_port = ntohs(v.public_port);
   r.is_static = (v.flags & AFTR_SESSION_STATIC) != 0;
@@ -57,48 +44,14 @@ SessionRecord FromOut(const aftr_session_out_key& k, const aftr_session_out& v) 
   return r;
 }
 
-// Adds what the Internet-side twin knows (if it is the twin of this flow).
-void MergeIn(const aftr_session_in& in, SessionRecord* r) {
-  if (std::memcmp(in.b4, r->key.b4.bytes.data(), 16) != 0 ||
-      ntohl(in.inner_addr) != r->key.inner_addr.host_order ||
-      ntohs(in.inner_port) != r->key.inner_port) {
-    return;
+// Adds what the Internet-side twin knows, if it is the twin of this flow, and the TCP state.
+void MergeIn(const aftr_session_out_key& k, const aftr_session_in* in, SessionRecord* r) {
+  if (in && SameFlow(k, *in)) {
+    r->in_tcp_flags = in->tcp_flags & AFTR_TCP_SEEN_MASK;
+    r->last_seen_ns = std::max<uint64_t>(r->last_seen_ns, in->last_seen_ns);
   }
-  r->in_tcp_flags = in.tcp_flags & AFTR_TCP_SEEN_MASK;
-  r->last_seen_ns = std::max<uint64_t>(r->last_seen_ns, in.last_seen_ns);
+  r->tcp_state = TcpStateOf(r->key.proto, r->out_tcp_flags, r->in_tcp_flags);
 }
-
-// RFC 5382 / 7857 state from the flags seen each way (as the sweeper's timeouts do).
-TcpState TcpStateOf(const SessionRecord& r) {
-  if (r.key.proto != IPPROTO_TCP) return TcpState::kNotTcp;
-  uint8_t both = r.out_tcp_flags | r.in_tcp_flags;
-  if ((both & AFTR_TCP_SEEN_RST) ||
-      ((r.out_tcp_flags & AFTR_TCP_SEEN_FIN) && (r.in_tcp_flags & AFTR_TCP_SEEN_FIN))) {
-    return TcpState::kClosed;
-  }
-  bool syn_both = (r.out_tcp_flags & AFTR_TCP_SEEN_SYN) && (r.in_tcp_flags & AFTR_TCP_SEEN_SYN);
-  // Adopted mid-stream (no SYN seen at all) counts as established, as for the timeout.
-  return (syn_both || !(both & AFTR_TCP_SEEN_SYN)) ? TcpState::kEstablished : TcpState::kTransitory;
-}
-
-aftr_session_in_key InKey(const SessionRecord& r) {
-  aftr_session_in_key k = {};
-  k.public_addr = htonl(r.public_addr.host_order);
-  k.public_port = htons(r.public_port);
-  k.proto = r.key.proto;
-  return k;
-}
-
-struct InKeyHash {
-  size_t operator()(const aftr_session_in_key& k) const {
-    return absl::HashOf(k.public_addr, k.public_port, k.proto);
-  }
-};
-struct InKeyEq {
-  bool operator()(const aftr_session_in_key& a, const aftr_session_in_key& b) const {
-    return a.public_addr == b.public_addr && a.public_port == b.public_port && a.proto == b.proto;
-  }
-};
 
 }  // namespace
 
@@ -138,8 +91,8 @@ absl::StatusOr<std::vector<SessionRecord>> NatState::Sessions(
   std::vector<SessionRecord> out;
   for (size_t i = 0; i < out_keys.size(); ++i) {
     SessionRecord r = FromOut(out_keys[i], out_values[i]);
-    if (auto it = in_index.find(InKey(r)); it != in_index.end()) MergeIn(in_values[it->second], &r);
-    r.tcp_state = TcpStateOf(r);
+    auto it = in_index.find(InKeyOf(out_keys[i], out_values[i]));
+    MergeIn(out_keys[i], it == in_index.end() ? nullptr : &in_values[it->second], &r);
     if (!keep || keep(r)) out.push_back(r);
   }
   return out;
@@ -153,10 +106,9 @@ absl::StatusOr<std::optional<SessionRecord>> NatState::Session(const SessionKey&
     return ErrnoToStatus(errno, "reading aftr_sessions_out");
   }
   SessionRecord r = FromOut(k, v);
-  aftr_session_in_key ik = InKey(r);
+  aftr_session_in_key ik = InKeyOf(k, v);
   aftr_session_in in;
-  if (bpf_map_lookup_elem(fds_.sessions_in, &ik, &in) == 0) MergeIn(in, &r);
-  r.tcp_state = TcpStateOf(r);
+  MergeIn(k, bpf_map_lookup_elem(fds_.sessions_in, &ik, &in) == 0 ? &in : nullptr, &r);
   return r;
 }
 

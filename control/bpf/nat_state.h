@@ -12,11 +12,10 @@
 #include "absl/status/statusor.h"
 #include "control/bpf/datapath.h"
 #include "control/common/ip.h"
+#include "control/bpf/session_keys.h"
 #include "control/common/session_key.h"
 
 namespace aftr::bpf {
-
-enum class TcpState { kNotTcp, kTransitory, kEstablished, kClosed };
 
 struct SessionRecord {
   SessionKey key;

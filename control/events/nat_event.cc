@@ -6,10 +6,37 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "absl/strings/str_replace.h"
 #include "control/common/clock.h"
 
 namespace aftr::events {
+
+NatEvent SessionEvent(EventType type, const SessionKey& key, Ipv4Address public_addr,
+                      uint16_t public_port) {
+  NatEvent e;
+  e.type = type;
+  e.time = absl::Now();
+  e.b4 = key.b4;
+  e.proto = key.proto;
+  e.inner_addr = key.inner_addr;
+  e.inner_port = key.inner_port;
+  e.public_addr = public_addr;
+  e.public_port = public_port;
+  return e;
+}
+
+NatEvent BlockEvent(EventType type, const Ipv6Address& b4, Ipv4Address public_addr,
+                    uint16_t first_port, uint16_t block_size) {
+  NatEvent e;
+  e.type = type;
+  e.time = absl::Now();
+  e.b4 = b4;
+  e.public_addr = public_addr;
+  e.public_port = first_port;
+  e.block_size = block_size;
+  return e;
+}
 
 bool DecodeEvent(const aftr_event& r, NatEvent* out) {
   if (r.type < AFTR_EV_SESSION_CREATE || r.type > AFTR_EV_SUBSCRIBER_TABLE_FULL) return false;

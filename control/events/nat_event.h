@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "aftr/abi.h"
 #include "control/common/ip.h"
+#include "control/common/session_key.h"
 
 namespace aftr::events {
 
@@ -41,6 +42,13 @@ struct NatEvent {
   uint64_t count = 0;        // kEventsLost
   std::string detail;        // kConfigReloaded
 };
+
+// An event about one session (create, delete, static mapping) stamped now.
+NatEvent SessionEvent(EventType type, const SessionKey& key, Ipv4Address public_addr,
+                      uint16_t public_port);
+// An event about one port block (claimed, released) stamped now.
+NatEvent BlockEvent(EventType type, const Ipv6Address& b4, Ipv4Address public_addr,
+                    uint16_t first_port, uint16_t block_size);
 
 // Decodes a ring-buffer record; `time` from its monotonic stamp. False if the type is unknown.
 bool DecodeEvent(const aftr_event& record, NatEvent* out);

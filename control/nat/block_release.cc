@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "control/bpf/map_batch.h"
+#include "control/bpf/session_keys.h"
 #include "control/common/errno_status.h"
 
 namespace aftr::nat {
@@ -40,28 +41,14 @@ absl::StatusOr<uint32_t> DeleteSessionsInBlock(bpf::Datapath& dp, Ipv4Address pu
     if (ntohl(k.public_addr) != public_addr.host_order || port < first || port - first >= size) {
       continue;
     }
-    const aftr_session_in& in = values[i];
-    aftr_ctl_args args = {};
-    args.op = AFTR_CTL_SESSION_DELETE;
-    std::memcpy(args.b4, in.b4, 16);
-    args.inner_addr = in.inner_addr;
-    args.inner_port = in.inner_port;
-    args.proto = k.proto;
+    const SessionKey flow = bpf::KeyOf(values[i], k.proto);
+    aftr_ctl_args args = bpf::SessionCtlArgs(AFTR_CTL_SESSION_DELETE, flow);
     args.public_addr = k.public_addr;
     args.public_port = k.public_port;
     absl::StatusOr<int> rc = dp.Ctl(args);
     if (!rc.ok()) return rc.status();
     if (*rc == 1) {
-      NatEvent e;
-      e.type = EventType::kSessionDelete;
-      e.time = absl::Now();
-      std::memcpy(e.b4.bytes.data(), in.b4, 16);
-      e.proto = k.proto;
-      e.inner_addr.host_order = ntohl(in.inner_addr);
-      e.inner_port = ntohs(in.inner_port);
-      e.public_addr = public_addr;
-      e.public_port = port;
-      events->push_back(e);
+      events->push_back(events::SessionEvent(EventType::kSessionDelete, flow, public_addr, port));
       deleted++;
     } else if (*rc == -ESRCH || *rc == -ENOENT) {
       // An Internet-side entry whose flow is not on this port: half of a session that is
@@ -71,17 +58,6 @@ absl::StatusOr<uint32_t> DeleteSessionsInBlock(bpf::Datapath& dp, Ipv4Address pu
     }
   }
   return deleted;
-}
-
-NatEvent BlockEvent(const Ipv6Address& b4, Ipv4Address addr, uint16_t first, uint16_t size) {
-  NatEvent e;
-  e.type = EventType::kBlockReleased;
-  e.time = absl::Now();
-  e.b4 = b4;
-  e.public_addr = addr;
-  e.public_port = first;
-  e.block_size = size;
-  return e;
 }
 
 // Step 3: slot and bit, together. 1 done, 0 someone else did it.
@@ -167,7 +143,7 @@ absl::StatusOr<ReleasedBlock> ReleasePortBlock(bpf::Datapath& dp, events::EventS
     (void)sink->Publish(events);
     return released.status();
   }
-  if (*released) events.push_back(BlockEvent(out.b4, public_addr, first_port, size));
+  if (*released) events.push_back(events::BlockEvent(EventType::kBlockReleased, out.b4, public_addr, first_port, size));
   if (absl::Status s = sink->Publish(events); !s.ok()) return s;
   return out;
 }
@@ -200,7 +176,7 @@ absl::StatusOr<bool> FinishBlockRelease(bpf::Datapath& dp, events::EventSink* si
     (void)sink->Publish(events);
     return released.status();
   }
-  if (*released) events.push_back(BlockEvent(b4, public_addr, first, pb.block_size()));
+  if (*released) events.push_back(events::BlockEvent(EventType::kBlockReleased, b4, public_addr, first, pb.block_size()));
   if (absl::Status s = sink->Publish(events); !s.ok()) return s;
   return *released;
 }

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/hash/hash.h"
 #include "absl/time/clock.h"
 #include "control/bpf/map_batch.h"
+#include "control/bpf/session_keys.h"
 #include "control/common/errno_status.h"
 #include "control/common/log.h"
 #include "control/nat/block_release.h"
@@ -22,6 +22,10 @@ namespace {
 
 using events::EventType;
 using events::NatEvent;
+using bpf::InKeyEq;
+using bpf::InKeyHash;
+using bpf::InKeyOf;
+using bpf::SameFlow;
 
 constexpr uint64_t kNsPerSec = 1000000000ull;
 
@@ -29,71 +33,27 @@ constexpr uint64_t kNsPerSec = 1000000000ull;
 // was interrupted) is removed once it has been idle this long.
 constexpr uint64_t kOrphanAgeNs = 10 * kNsPerSec;
 
-struct InKeyHash {
-  size_t operator()(const aftr_session_in_key& k) const {
-    return absl::HashOf(k.public_addr, k.public_port, k.proto);
-  }
-};
-struct InKeyEq {
-  bool operator()(const aftr_session_in_key& a, const aftr_session_in_key& b) const {
-    return a.public_addr == b.public_addr && a.public_port == b.public_port && a.proto == b.proto;
-  }
-};
-
-aftr_session_in_key InKeyOf(const aftr_session_out_key& k, const aftr_session_out& v) {
-  aftr_session_in_key ik = {};
-  ik.public_addr = v.public_addr;
-  ik.public_port = v.public_port;
-  ik.proto = k.proto;
-  return ik;
-}
-
-bool SameFlow(const aftr_session_out_key& k, const aftr_session_in& in) {
-  return std::memcmp(k.b4, in.b4, 16) == 0 && k.inner_addr == in.inner_addr &&
-         k.inner_port == in.inner_port;
-}
-
-NatEvent SessionEvent(EventType type, const aftr_session_out_key& k, const aftr_session_out& v) {
-  NatEvent e;
-  e.type = type;
-  e.time = absl::Now();
-  std::memcpy(e.b4.bytes.data(), k.b4, 16);
-  e.proto = k.proto;
-  e.inner_addr.host_order = ntohl(k.inner_addr);
-  e.inner_port = ntohs(k.inner_port);
-  e.public_addr.host_order = ntohl(v.public_addr);
-  e.public_port = ntohs(v.public_port);
-  return e;
-}
-
 }  // namespace
 
 uint64_t SessionTimeoutNs(const aftr::config::v1::Timeouts& t, uint8_t proto,
                           uint8_t out_flags, uint8_t in_flags) {
   uint64_t seconds;
-  switch (proto) {
-    case IPPROTO_TCP: {
-      bool reset = (out_flags | in_flags) & AFTR_TCP_SEEN_RST;
-      bool closed = (out_flags & AFTR_TCP_SEEN_FIN) && (in_flags & AFTR_TCP_SEEN_FIN);
-      // Established once the SYN went out and the SYN-ACK came back (RFC 5382 section 5).
-      bool established = (out_flags & AFTR_TCP_SEEN_SYN) && (in_flags & AFTR_TCP_SEEN_SYN);
-      // A session adopted mid-stream (no SYN seen) that carries traffic both ways is
-      // treated as established too: it is the conservative, longer timeout.
-      if (!(out_flags & AFTR_TCP_SEEN_SYN) && !(in_flags & AFTR_TCP_SEEN_SYN)) established = true;
-      seconds = (established && !reset && !closed) ? t.tcp_established() : t.tcp_transitory();
+  switch (bpf::TcpStateOf(proto, out_flags, in_flags)) {
+    case bpf::TcpState::kEstablished:
+      seconds = t.tcp_established();
       break;
-    }
-    case IPPROTO_ICMP:
-      seconds = t.icmp();
+    case bpf::TcpState::kTransitory:
+    case bpf::TcpState::kClosed:
+      seconds = t.tcp_transitory();
       break;
-    default:
-      seconds = t.udp();
+    case bpf::TcpState::kNotTcp:
+      seconds = proto == IPPROTO_ICMP ? t.icmp() : t.udp();
+      break;
   }
   return seconds * kNsPerSec;
 }
 
-SessionSweeper::SessionSweeper(const aftr::config::v1::Config& /*config*/,
-                               bpf::Datapath* datapath, events::EventSink* sink)
+SessionSweeper::SessionSweeper(bpf::Datapath* datapath, events::EventSink* sink)
     : datapath_(datapath), sink_(sink) {}
 
 absl::StatusOr<SweepResult> SessionSweeper::SweepOnce(uint64_t now_ns) {
@@ -183,12 +143,7 @@ absl::Status SessionSweeper::ExpireSessions(uint64_t now_ns, SweepResult* result
     // One aftr_ctl run deletes both entries and lowers the count: a daemon killed here
     // leaves either the whole session or none of it. An expiry is refused if traffic
     // came after our snapshot, or if the session became static meanwhile.
-    aftr_ctl_args args = {};
-    args.op = AFTR_CTL_SESSION_DELETE;
-    std::memcpy(args.b4, k.b4, 16);
-    args.inner_addr = k.inner_addr;
-    args.inner_port = k.inner_port;
-    args.proto = k.proto;
+    aftr_ctl_args args = bpf::SessionCtlArgs(AFTR_CTL_SESSION_DELETE, bpf::KeyOf(k));
     args.public_addr = v.public_addr;
     args.public_port = v.public_port;
     if (!stray) {
@@ -202,7 +157,8 @@ absl::Status SessionSweeper::ExpireSessions(uint64_t now_ns, SweepResult* result
       continue;
     }
     if (*rc != 1) continue;  // gone or changed meanwhile
-    deleted.push_back(SessionEvent(EventType::kSessionDelete, k, v));
+    deleted.push_back(events::SessionEvent(EventType::kSessionDelete, bpf::KeyOf(k),
+                                           Ipv4Address{ntohl(v.public_addr)}, ntohs(v.public_port)));
     if (stray) {
       result->strays++;
       LogWarning("deleted a session outside its subscriber's port blocks (%s port %d)",

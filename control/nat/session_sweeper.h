@@ -39,10 +39,8 @@ struct SweepResult {
 
 class SessionSweeper {
  public:
-  // Timeouts and hold-down follow datapath->config(), so a Reprogram changes them too;
-  // `config` is the datapath's configuration at start (kept for the constructor's shape).
-  SessionSweeper(const aftr::config::v1::Config& config, bpf::Datapath* datapath,
-                 events::EventSink* sink);
+  // Timeouts and hold-down follow datapath->config(), so a Reprogram changes them too.
+  SessionSweeper(bpf::Datapath* datapath, events::EventSink* sink);
 
   // One pass at data-plane time `now_ns` (CLOCK_MONOTONIC_COARSE).
   absl::StatusOr<SweepResult> SweepOnce(uint64_t now_ns);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "control/bpf/map_batch.h"
+#include "control/bpf/session_keys.h"
 #include "control/common/clock.h"
 #include "control/common/errno_status.h"
 
@@ -43,50 +44,6 @@ const char* ProtoName(uint8_t proto) { return proto == IPPROTO_TCP ? "tcp" : "ud
 std::string Describe(const MappingKey& k) {
   return absl::StrFormat("%s %s %s:%d", ProtoName(k.proto), k.b4.ToString(),
                          k.inner_addr.ToString(), k.inner_port);
-}
-
-aftr_session_out_key OutKey(const MappingKey& k) {
-  aftr_session_out_key out = {};
-  std::memcpy(out.b4, k.b4.bytes.data(), 16);
-  out.inner_addr = htonl(k.inner_addr.host_order);
-  out.inner_port = htons(k.inner_port);
-  out.proto = k.proto;
-  return out;
-}
-
-// aftr_ctl arguments naming the session of `k`.
-aftr_ctl_args SessionArgs(uint32_t op, const MappingKey& k) {
-  aftr_ctl_args a = {};
-  a.op = op;
-  std::memcpy(a.b4, k.b4.bytes.data(), 16);
-  a.inner_addr = htonl(k.inner_addr.host_order);
-  a.inner_port = htons(k.inner_port);
-  a.proto = k.proto;
-  return a;
-}
-
-NatEvent SessionEvent(EventType type, const MappingKey& k, Ipv4Address addr, uint16_t port) {
-  NatEvent e;
-  e.type = type;
-  e.time = absl::Now();
-  e.b4 = k.b4;
-  e.proto = k.proto;
-  e.inner_addr = k.inner_addr;
-  e.inner_port = k.inner_port;
-  e.public_addr = addr;
-  e.public_port = port;
-  return e;
-}
-
-NatEvent BlockEvent(const Ipv6Address& b4, Ipv4Address addr, uint16_t first, uint16_t size) {
-  NatEvent e;
-  e.type = EventType::kBlockClaimed;
-  e.time = absl::Now();
-  e.b4 = b4;
-  e.public_addr = addr;
-  e.public_port = first;
-  e.block_size = size;
-  return e;
 }
 
 // The same hash as nat44_b4_hash (bpf/lib/nat44.h): a subscriber made here lands where the
@@ -169,7 +126,7 @@ absl::StatusOr<aftr_subscriber> CreateSubscriber(bpf::Datapath& dp, const Geomet
       absl::StatusOr<int> rc = dp.Ctl(args);
       if (!rc.ok()) return rc.status();
       if (*rc == 1) {
-        events->push_back(BlockEvent(b4, Ipv4Address{ntohl(pa.addr)}, g.FirstPort(*block),
+        events->push_back(events::BlockEvent(EventType::kBlockClaimed, b4, Ipv4Address{ntohl(pa.addr)}, g.FirstPort(*block),
                                      g.block_size));
       }
       if (*rc == 1 || *rc == -EEXIST) {
@@ -209,7 +166,7 @@ absl::StatusOr<Added> AddBlock(bpf::Datapath& dp, const Geometry& g, const Ipv6A
   if (!rc.ok()) return rc.status();
   if (*rc >= 0) {
     events->push_back(
-        BlockEvent(b4, Ipv4Address{ntohl(sub.public_addr)}, g.FirstPort(block), g.block_size));
+        events::BlockEvent(EventType::kBlockClaimed, b4, Ipv4Address{ntohl(sub.public_addr)}, g.FirstPort(block), g.block_size));
     return Added::kAdded;
   }
   switch (-*rc) {
@@ -234,7 +191,7 @@ enum class Made { kDone, kPortTaken, kFlowExists, kRetry };
 // One try at the session of `key` on `port`.
 absl::StatusOr<Made> MakeSession(bpf::Datapath& dp, const Geometry& g, const MappingKey& key,
                                  const aftr_subscriber& sub, uint16_t port) {
-  aftr_ctl_args args = SessionArgs(AFTR_CTL_SESSION_CREATE, key);
+  aftr_ctl_args args = bpf::SessionCtlArgs(AFTR_CTL_SESSION_CREATE, key);
   args.public_addr = sub.public_addr;
   args.public_port = htons(port);
   args.flags = AFTR_SESSION_STATIC;
@@ -307,7 +264,7 @@ absl::StatusOr<StaticMapping> CreateStaticMapping(bpf::Datapath& dp, events::Eve
     if (result.ok() && !published.ok()) return published;
     return result;
   };
-  const aftr_session_out_key out_key = OutKey(key);
+  const aftr_session_out_key out_key = bpf::OutKey(key);
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     // An existing session of this flow: static already, or converted.
     aftr_session_out existing;
@@ -319,20 +276,20 @@ absl::StatusOr<StaticMapping> CreateStaticMapping(bpf::Datapath& dp, events::Eve
             m.public_port)));
       }
       if (!public_port || *public_port == m.public_port) {
-        aftr_ctl_args args = SessionArgs(AFTR_CTL_SESSION_FLAGS, key);
+        aftr_ctl_args args = bpf::SessionCtlArgs(AFTR_CTL_SESSION_FLAGS, key);
         args.flags = AFTR_SESSION_STATIC;
         absl::StatusOr<int> rc = dp.Ctl(args);
         if (!rc.ok()) return finish(rc.status());
         if (*rc == 1) return finish(m);
         continue;  // expired meanwhile: make it afresh
       }
-      aftr_ctl_args del = SessionArgs(AFTR_CTL_SESSION_DELETE, key);
+      aftr_ctl_args del = bpf::SessionCtlArgs(AFTR_CTL_SESSION_DELETE, key);
       del.public_addr = existing.public_addr;
       del.public_port = existing.public_port;
       absl::StatusOr<int> rc = dp.Ctl(del);
       if (!rc.ok()) return finish(rc.status());
       if (*rc == 1) {
-        events.push_back(SessionEvent(EventType::kSessionDelete, key, m.public_addr, m.public_port));
+        events.push_back(events::SessionEvent(EventType::kSessionDelete, key, m.public_addr, m.public_port));
       }
     }
 
@@ -383,7 +340,7 @@ absl::StatusOr<StaticMapping> CreateStaticMapping(bpf::Datapath& dp, events::Eve
       absl::StatusOr<Made> made = MakeSession(dp, g, key, sub, *public_port);
       if (!made.ok()) return finish(made.status());
       if (*made == Made::kDone) {
-        events.push_back(SessionEvent(EventType::kSessionCreate, key, addr, *public_port));
+        events.push_back(events::SessionEvent(EventType::kSessionCreate, key, addr, *public_port));
         return finish(StaticMapping{key, addr, *public_port});
       }
       if (*made == Made::kPortTaken) {
@@ -403,7 +360,7 @@ absl::StatusOr<StaticMapping> CreateStaticMapping(bpf::Datapath& dp, events::Eve
         absl::StatusOr<Made> made = MakeSession(dp, g, key, sub, port);
         if (!made.ok()) return finish(made.status());
         if (*made == Made::kDone) {
-          events.push_back(SessionEvent(EventType::kSessionCreate, key, addr, port));
+          events.push_back(events::SessionEvent(EventType::kSessionCreate, key, addr, port));
           return finish(StaticMapping{key, addr, port});
         }
         if (*made != Made::kPortTaken) again = true;
@@ -446,19 +403,19 @@ absl::StatusOr<StaticMapping> CreateStaticMapping(bpf::Datapath& dp, events::Eve
 }
 
 absl::Status DeleteStaticMapping(bpf::Datapath& dp, events::EventSink* sink, const MappingKey& key) {
-  const aftr_session_out_key out_key = OutKey(key);
+  const aftr_session_out_key out_key = bpf::OutKey(key);
   aftr_session_out v;
   if (bpf_map_lookup_elem(dp.fds().sessions_out, &out_key, &v) != 0 ||
       !(v.flags & AFTR_SESSION_STATIC)) {
     return absl::NotFoundError(absl::StrCat("no static mapping for ", Describe(key)));
   }
-  aftr_ctl_args args = SessionArgs(AFTR_CTL_SESSION_DELETE, key);
+  aftr_ctl_args args = bpf::SessionCtlArgs(AFTR_CTL_SESSION_DELETE, key);
   args.public_addr = v.public_addr;
   args.public_port = v.public_port;
   absl::StatusOr<int> rc = dp.Ctl(args);
   if (!rc.ok()) return rc.status();
   if (*rc != 1) return absl::NotFoundError(absl::StrCat("no static mapping for ", Describe(key)));
-  return sink->Publish(SessionEvent(EventType::kSessionDelete, key, Ipv4Address{ntohl(v.public_addr)},
+  return sink->Publish(events::SessionEvent(EventType::kSessionDelete, key, Ipv4Address{ntohl(v.public_addr)},
                                     ntohs(v.public_port)));
 }
 
@@ -470,10 +427,7 @@ absl::StatusOr<std::vector<StaticMapping>> ListStaticMappings(const bpf::Datapat
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!(values[i].flags & AFTR_SESSION_STATIC)) continue;
     StaticMapping m;
-    std::memcpy(m.key.b4.bytes.data(), keys[i].b4, 16);
-    m.key.inner_addr.host_order = ntohl(keys[i].inner_addr);
-    m.key.inner_port = ntohs(keys[i].inner_port);
-    m.key.proto = keys[i].proto;
+    m.key = bpf::KeyOf(keys[i]);
     m.public_addr.host_order = ntohl(values[i].public_addr);
     m.public_port = ntohs(values[i].public_port);
     out.push_back(m);

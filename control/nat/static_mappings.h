@@ -17,18 +17,14 @@
 #include "absl/status/statusor.h"
 #include "control/bpf/datapath.h"
 #include "control/common/ip.h"
+#include "control/common/session_key.h"
 #include "control/events/event_sink.h"
 
 namespace aftr::nat {
 
-// The subscriber side of a mapping: who (B4) and which inner host and port.
-struct MappingKey {
-  Ipv6Address b4;
-  Ipv4Address inner_addr;
-  uint16_t inner_port = 0;
-  uint8_t proto = 0;  // IPPROTO_TCP or IPPROTO_UDP
-  friend bool operator==(const MappingKey&, const MappingKey&) = default;
-};
+// The subscriber side of a mapping: who (B4) and which inner host and port; the protocol
+// is IPPROTO_TCP or IPPROTO_UDP.
+using MappingKey = SessionKey;
 
 struct StaticMapping {
   MappingKey key;

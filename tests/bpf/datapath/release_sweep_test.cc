@@ -132,7 +132,7 @@ TEST_CASE("sweeper: static mappings never expire, dynamic sessions do, sessions 
   REQUIRE(SendFromB4(kB4a, 40000) == XDP_REDIRECT);
   StaticMapping st = MustMap(*dp, sink, Key(kB4a, 5000));
   sink.Take();
-  aftr::nat::SessionSweeper sweeper(dp->config(), dp.get(), &sink);
+  aftr::nat::SessionSweeper sweeper(dp.get(), &sink);
 
   absl::StatusOr<aftr::nat::SweepResult> r = sweeper.SweepOnce(NowNs() + 30 * kDay);
   REQUIRE(r.ok());
@@ -189,7 +189,7 @@ TEST_CASE("sweeper: a subscriber retired by a killed daemon is finished by the n
   const aftr_subscriber b = *Subscriber(*dp, kB4b);
   sink.Take();
 
-  aftr::nat::SessionSweeper sweeper(dp->config(), dp.get(), &sink);
+  aftr::nat::SessionSweeper sweeper(dp.get(), &sink);
   absl::StatusOr<aftr::nat::SweepResult> r = sweeper.SweepOnce(NowNs());
   REQUIRE(r.ok());
   CHECK(r->retired == 1);
@@ -212,7 +212,7 @@ TEST_CASE("sweeper: a release cut short after marking the block is finished with
   REQUIRE(dp->Ctl(SubArgs(AFTR_CTL_BLOCK_MARK_RELEASING, kB4a, t.first)).value() == 1);
   dp.reset();
   dp = MustCreate(cfg);
-  aftr::nat::SessionSweeper sweeper(dp->config(), dp.get(), &sink);
+  aftr::nat::SessionSweeper sweeper(dp.get(), &sink);
   absl::StatusOr<aftr::nat::SweepResult> r = sweeper.SweepOnce(NowNs());
   REQUIRE(r.ok());
   CHECK(sink.Codes() == "SD SD SD BR");
