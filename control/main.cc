@@ -22,7 +22,6 @@
 #include "control/api/aftr_service.h"
 #include "control/api/api_server.h"
 #include "control/api/event_hub.h"
-#include "control/config/live_config.h"
 #include "control/metrics/metrics_server.h"
 #include "control/inspect/state_report.h"
 #include "control/nat/session_sweeper.h"
@@ -125,24 +124,19 @@ int Run(const Config& config, const std::string& config_path) {
     aftr::LogError("%s", drain.status().ToString());
     return 1;
   }
-  aftr::nat::SessionSweeper sweeper(config, datapath->get(), &events);
+  aftr::nat::SessionSweeper sweeper(datapath->get(), &events);
 
   // The API: the service over the running modules, then the server; health says SERVING
   // once everything above is in place.
-  aftr::config::RunningConfig running(config);
   aftr::api::EventHub hub;
   events.Add(&hub);
   aftr::api::AftrServiceImpl::Deps deps;
   deps.maps = (*datapath)->fds();
   deps.datapath = datapath->get();
-  deps.config = &running;
+  deps.config = [dp = datapath->get()]() -> const Config& { return dp->config(); };
   deps.events = &events;
   deps.hub = &hub;
-  deps.apply_config = [&](const Config& next) -> absl::Status {
-    if (absl::Status s = (*datapath)->Reprogram(next); !s.ok()) return s;
-    running.Set(next);
-    return absl::OkStatus();
-  };
+  deps.apply_config = [dp = datapath->get()](const Config& next) { return dp->Reprogram(next); };
   deps.controller_counters = [&] {
     return std::map<std::string, uint64_t>{{"events_drained", (*drain)->events_drained()},
                                            {"events_not_logged", (*drain)->events_failed()},
@@ -169,7 +163,7 @@ int Run(const Config& config, const std::string& config_path) {
 
   int exit_code = 0;
   for (;;) {
-    const uint32_t sweep_ms = running.Get()->sweep_interval_ms();
+    const uint32_t sweep_ms = (*datapath)->config().sweep_interval_ms();
     struct timespec interval = {static_cast<time_t>(sweep_ms / 1000),
                                 static_cast<long>(sweep_ms % 1000) * 1000000};
     siginfo_t info;

@@ -110,11 +110,10 @@ int main(int argc, char** argv) {
   maps.subscribers = CreateMap("bench_subs", sizeof(aftr_subscriber_key), sizeof(aftr_subscriber), 1024);
   Fill(maps.sessions_out, maps.sessions_in, n);
 
-  aftr::config::RunningConfig running(*config);
   aftr::api::EventHub hub;
   aftr::api::AftrServiceImpl::Deps deps;
   deps.maps = maps;
-  deps.config = &running;
+  deps.config = [&config]() -> const aftr::config::v1::Config& { return *config; };
   deps.events = &hub;
   deps.hub = &hub;
   aftr::api::AftrServiceImpl service(std::move(deps));

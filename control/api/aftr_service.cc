@@ -15,6 +15,7 @@
 #include "control/bpf/nat_state.h"
 #include "control/common/clock.h"
 #include "control/config/config.h"
+#include "control/config/live_config.h"
 #include "control/nat/block_release.h"
 #include "control/nat/static_mappings.h"
 
@@ -69,29 +70,16 @@ absl::Status StartAfter(const std::string& token, const std::string& binding, Pa
   return absl::OkStatus();
 }
 
-aftr::v1::StaticMapping MappingToProto(const nat::StaticMapping& m) {
-  aftr::v1::StaticMapping p;
-  p.set_name(StaticMappingName({m.key.proto, m.public_addr, m.public_port}));
-  p.set_b4_address(m.key.b4.ToString());
-  p.set_protocol(ProtocolToProto(m.key.proto));
-  p.set_inner_address(m.key.inner_addr.ToString());
-  p.set_inner_port(m.key.inner_port);
-  p.set_public_address(m.public_addr.ToString());
-  p.set_public_port(m.public_port);
-  return p;
-}
-
-events::NatEvent MappingEvent(events::EventType type, const nat::StaticMapping& m) {
-  events::NatEvent e;
-  e.type = type;
-  e.time = absl::Now();
-  e.b4 = m.key.b4;
-  e.proto = m.key.proto;
-  e.inner_addr = m.key.inner_addr;
-  e.inner_port = m.key.inner_port;
-  e.public_addr = m.public_addr;
-  e.public_port = m.public_port;
-  return e;
+// Subscribers selected by a b4_address / public_address filter.
+absl::StatusOr<std::vector<bpf::SubscriberRecord>> SubscribersMatching(const bpf::NatState& state,
+                                                                       const Filter& filter) {
+  absl::StatusOr<std::vector<bpf::SubscriberRecord>> subs = state.Subscribers();
+  if (!subs.ok()) return subs.status();
+  std::erase_if(*subs, [&](const bpf::SubscriberRecord& r) {
+    return !filter.MatchB4(r.b4.bytes.data()) ||
+           (filter.public_addr && !filter.public_addr->Contains(r.public_addr));
+  });
+  return subs;
 }
 
 bool InB4Prefixes(const Config& config, const Ipv6Address& b4) {
@@ -116,8 +104,8 @@ grpc::Status AftrServiceImpl::GetSubscriber(grpc::ServerContext*,
                                             aftr::v1::Subscriber* resp) {
   absl::StatusOr<Ipv6Address> b4 = ParseSubscriberName(req->name(), "name");
   if (!b4.ok()) return ToGrpc(b4.status());
-  auto config = deps_.config->Get();
-  bpf::NatState state(deps_.maps, Geometry(*config));
+  const Config& config = deps_.config();
+  bpf::NatState state(deps_.maps, Geometry(config));
   absl::StatusOr<std::optional<bpf::SubscriberRecord>> sub = state.Subscriber(*b4);
   if (!sub.ok()) return ToGrpc(sub.status());
   if (!sub->has_value()) {
@@ -127,7 +115,7 @@ grpc::Status AftrServiceImpl::GetSubscriber(grpc::ServerContext*,
   if (!mappings.ok()) return ToGrpc(mappings.status());
   uint32_t count = std::count_if(mappings->begin(), mappings->end(),
                                  [&](const nat::StaticMapping& m) { return m.key.b4 == *b4; });
-  *resp = SubscriberToProto(**sub, *config, count);
+  *resp = SubscriberToProto(**sub, config, count);
   return grpc::Status::OK;
 }
 
@@ -142,25 +130,19 @@ grpc::Status AftrServiceImpl::ListSubscribers(grpc::ServerContext*,
   PageToken after;
   if (absl::Status s = StartAfter(req->page_token(), binding, &after); !s.ok()) return ToGrpc(s);
 
-  auto config = deps_.config->Get();
-  bpf::NatState state(deps_.maps, Geometry(*config));
-  absl::StatusOr<std::vector<bpf::SubscriberRecord>> subs = state.Subscribers();
-  if (!subs.ok()) return ToGrpc(subs.status());
-  std::vector<bpf::SubscriberRecord> kept;
-  for (bpf::SubscriberRecord& r : *subs) {
-    if (!filter->MatchB4(r.b4.bytes.data())) continue;
-    if (filter->public_addr && !filter->public_addr->Contains(r.public_addr)) continue;
-    kept.push_back(std::move(r));
-  }
+  const Config& config = deps_.config();
+  bpf::NatState state(deps_.maps, Geometry(config));
+  absl::StatusOr<std::vector<bpf::SubscriberRecord>> kept = SubscribersMatching(state, *filter);
+  if (!kept.ok()) return ToGrpc(kept.status());
   auto key = [](const bpf::SubscriberRecord& r) { return B4Key(r.b4); };
-  std::sort(kept.begin(), kept.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  std::sort(kept->begin(), kept->end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
   absl::StatusOr<std::vector<nat::StaticMapping>> mappings = nat::ListStaticMappings(*deps_.datapath);
   if (!mappings.ok()) return ToGrpc(mappings.status());
   std::map<std::string, uint32_t> mapping_counts;
   for (const nat::StaticMapping& m : *mappings) mapping_counts[B4Key(m.key.b4)]++;
   for (const bpf::SubscriberRecord* r :
-       Page(kept, key, after.last_key, *page_size, binding, resp->mutable_next_page_token())) {
-    *resp->add_subscribers() = SubscriberToProto(*r, *config, mapping_counts[key(*r)]);
+       Page(*kept, key, after.last_key, *page_size, binding, resp->mutable_next_page_token())) {
+    *resp->add_subscribers() = SubscriberToProto(*r, config, mapping_counts[key(*r)]);
   }
   return grpc::Status::OK;
 }
@@ -171,12 +153,12 @@ grpc::Status AftrServiceImpl::GetSession(grpc::ServerContext*, const aftr::v1::G
                                          aftr::v1::Session* resp) {
   absl::StatusOr<SessionId> id = ParseSessionName(req->name(), "name");
   if (!id.ok()) return ToGrpc(id.status());
-  auto config = deps_.config->Get();
-  bpf::NatState state(deps_.maps, Geometry(*config));
+  const Config& config = deps_.config();
+  bpf::NatState state(deps_.maps, Geometry(config));
   absl::StatusOr<std::optional<bpf::SessionRecord>> s = state.Session(*id);
   if (!s.ok()) return ToGrpc(s.status());
   if (!s->has_value()) return ToGrpc(absl::NotFoundError(absl::StrCat(req->name(), " does not exist")));
-  *resp = SessionToProto(**s, *config);
+  *resp = SessionToProto(**s, config);
   return grpc::Status::OK;
 }
 
@@ -225,8 +207,8 @@ grpc::Status AftrServiceImpl::ListSessions(grpc::ServerContext*,
     return ToGrpc(absl::InvalidArgumentError("page_token: not a token this server issued"));
   }
 
-  auto config = deps_.config->Get();
-  bpf::NatState state(deps_.maps, Geometry(*config));
+  const Config& config = deps_.config();
+  bpf::NatState state(deps_.maps, Geometry(config));
   auto matches = [&](const bpf::SessionRecord& r) {
     return filter->MatchB4(r.key.b4.bytes.data()) &&
            filter->MatchInner(r.key.inner_addr.host_order, r.key.inner_port) &&
@@ -263,7 +245,7 @@ grpc::Status AftrServiceImpl::ListSessions(grpc::ServerContext*,
     if (!r.ok()) return ToGrpc(r.status());
     last = *it;
     if (!r->has_value() || !matches(**r)) continue;  // gone (or replaced) since the read
-    *resp->add_sessions() = SessionToProto(**r, *config);
+    *resp->add_sessions() = SessionToProto(**r, config);
   }
   if (it != keys.end()) resp->set_next_page_token(EncodePageToken({snapshot_id, last}, binding));
   return grpc::Status::OK;
@@ -282,16 +264,14 @@ grpc::Status AftrServiceImpl::ListPortBlocks(grpc::ServerContext*,
   PageToken after;
   if (absl::Status s = StartAfter(req->page_token(), binding, &after); !s.ok()) return ToGrpc(s);
 
-  auto config = deps_.config->Get();
-  bpf::NatState state(deps_.maps, Geometry(*config));
-  absl::StatusOr<std::vector<bpf::SubscriberRecord>> subs = state.Subscribers();
+  const Config& config = deps_.config();
+  bpf::NatState state(deps_.maps, Geometry(config));
+  absl::StatusOr<std::vector<bpf::SubscriberRecord>> subs = SubscribersMatching(state, *filter);
   if (!subs.ok()) return ToGrpc(subs.status());
   std::vector<aftr::v1::PortBlock> blocks;
   for (const bpf::SubscriberRecord& r : *subs) {
-    if (!filter->MatchB4(r.b4.bytes.data())) continue;
-    if (filter->public_addr && !filter->public_addr->Contains(r.public_addr)) continue;
     for (uint16_t first : r.block_first_ports) {
-      blocks.push_back(PortBlockToProto(r, first, config->port_blocks().block_size()));
+      blocks.push_back(PortBlockToProto(r, first, config.port_blocks().block_size()));
     }
   }
   auto key = [](const aftr::v1::PortBlock& b) {
@@ -311,14 +291,14 @@ grpc::Status AftrServiceImpl::ReleasePortBlock(grpc::ServerContext*,
                                                aftr::v1::PortBlock* resp) {
   absl::StatusOr<PortBlockId> id = ParsePortBlockName(req->name(), "name");
   if (!id.ok()) return ToGrpc(id.status());
-  auto config = deps_.config->Get();
+  const Config& config = deps_.config();
   absl::StatusOr<nat::ReleasedBlock> released =
       nat::ReleasePortBlock(*deps_.datapath, deps_.events, id->public_addr, id->first_port);
   if (!released.ok()) return ToGrpc(released.status());
   bpf::SubscriberRecord owner;
   owner.b4 = released->b4;
   owner.public_addr = id->public_addr;
-  *resp = PortBlockToProto(owner, id->first_port, config->port_blocks().block_size());
+  *resp = PortBlockToProto(owner, id->first_port, config.port_blocks().block_size());
   return grpc::Status::OK;
 }
 
@@ -387,7 +367,7 @@ grpc::Status AftrServiceImpl::CreatePool(grpc::ServerContext*, const aftr::v1::C
   }
   {
     absl::MutexLock lock(&config_mu_);
-    Config next = *deps_.config->Get();
+    Config next = deps_.config();
     for (const std::string& text : next.pool_prefixes()) {
       absl::StatusOr<Ipv4Prefix> p = ParseIpv4Prefix(text);
       if (p.ok() && *p == *prefix) {
@@ -398,8 +378,9 @@ grpc::Status AftrServiceImpl::CreatePool(grpc::ServerContext*, const aftr::v1::C
     if (absl::Status s = config::ValidateConfig(next); !s.ok()) {
       return ToGrpc(absl::InvalidArgumentError(absl::StrCat("prefix: ", s.message())));
     }
-    std::vector<std::string> changed;
-    if (absl::Status s = ApplyConfigLocked(next, &changed); !s.ok()) return ToGrpc(s);
+    absl::StatusOr<std::vector<std::string>> changed = ChangesAllowedLive(next);
+    if (!changed.ok()) return ToGrpc(changed.status());
+    if (absl::Status s = ApplyConfigLocked(next, *changed); !s.ok()) return ToGrpc(s);
   }
   absl::StatusOr<aftr::v1::Pool> pool = ReadPoolResource(*prefix);
   if (!pool.ok()) return ToGrpc(pool.status());
@@ -413,7 +394,7 @@ grpc::Status AftrServiceImpl::DrainPool(grpc::ServerContext*, const aftr::v1::Dr
   if (!prefix.ok()) return ToGrpc(prefix.status());
   {
     absl::MutexLock lock(&config_mu_);
-    Config next = *deps_.config->Get();
+    Config next = deps_.config();
     auto* list = next.mutable_pool_prefixes();
     auto it = std::find_if(list->begin(), list->end(), [&](const std::string& text) {
       absl::StatusOr<Ipv4Prefix> p = ParseIpv4Prefix(text);
@@ -433,8 +414,9 @@ grpc::Status AftrServiceImpl::DrainPool(grpc::ServerContext*, const aftr::v1::Dr
     absl::StatusOr<aftr::v1::Pool> before = ReadPoolResource(*prefix);
     if (!before.ok()) return ToGrpc(before.status());
     list->erase(it);
-    std::vector<std::string> changed;
-    if (absl::Status s = ApplyConfigLocked(next, &changed); !s.ok()) return ToGrpc(s);
+    absl::StatusOr<std::vector<std::string>> changed = ChangesAllowedLive(next);
+    if (!changed.ok()) return ToGrpc(changed.status());
+    if (absl::Status s = ApplyConfigLocked(next, *changed); !s.ok()) return ToGrpc(s);
     absl::StatusOr<aftr::v1::Pool> pool = ReadPoolResource(*prefix);
     if (!pool.ok() && pool.status().code() == absl::StatusCode::kNotFound) {
       // No block was left on it: drained at once, and the data plane forgot the prefix.
@@ -462,8 +444,8 @@ grpc::Status AftrServiceImpl::CreateStaticMapping(grpc::ServerContext*,
   if (!b4.ok()) {
     return ToGrpc(absl::InvalidArgumentError(absl::StrCat("static_mapping.b4_address: ", b4.status().message())));
   }
-  auto config = deps_.config->Get();
-  if (!InB4Prefixes(*config, *b4)) {
+  const Config& config = deps_.config();
+  if (!InB4Prefixes(config, *b4)) {
     return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
         "static_mapping.b4_address: ", b4->ToString(), " is not in any configured b4_prefixes")));
   }
@@ -492,8 +474,8 @@ grpc::Status AftrServiceImpl::CreateStaticMapping(grpc::ServerContext*,
   absl::StatusOr<nat::StaticMapping> made =
       nat::CreateStaticMapping(*deps_.datapath, deps_.events, key, wanted);
   if (!made.ok()) return ToGrpc(made.status());
-  (void)deps_.events->Publish(MappingEvent(events::EventType::kMappingCreate, *made));
-  *resp = MappingToProto(*made);
+  (void)deps_.events->Publish(events::SessionEvent(events::EventType::kMappingCreate, made->key, made->public_addr, made->public_port));
+  *resp = StaticMappingToProto(*made);
   return grpc::Status::OK;
 }
 
@@ -518,7 +500,7 @@ grpc::Status AftrServiceImpl::GetStaticMapping(grpc::ServerContext*,
   if (!id.ok()) return ToGrpc(id.status());
   absl::StatusOr<nat::StaticMapping> m = FindMapping(*deps_.datapath, *id, req->name());
   if (!m.ok()) return ToGrpc(m.status());
-  *resp = MappingToProto(*m);
+  *resp = StaticMappingToProto(*m);
   return grpc::Status::OK;
 }
 
@@ -548,7 +530,7 @@ grpc::Status AftrServiceImpl::ListStaticMappings(grpc::ServerContext*,
   std::sort(kept.begin(), kept.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
   for (const nat::StaticMapping* m :
        Page(kept, key, after.last_key, *page_size, binding, resp->mutable_next_page_token())) {
-    *resp->add_static_mappings() = MappingToProto(*m);
+    *resp->add_static_mappings() = StaticMappingToProto(*m);
   }
   return grpc::Status::OK;
 }
@@ -563,7 +545,7 @@ grpc::Status AftrServiceImpl::DeleteStaticMapping(grpc::ServerContext*,
   if (absl::Status s = nat::DeleteStaticMapping(*deps_.datapath, deps_.events, m->key); !s.ok()) {
     return ToGrpc(s);
   }
-  (void)deps_.events->Publish(MappingEvent(events::EventType::kMappingDelete, *m));
+  (void)deps_.events->Publish(events::SessionEvent(events::EventType::kMappingDelete, m->key, m->public_addr, m->public_port));
   return grpc::Status::OK;
 }
 
@@ -583,10 +565,10 @@ absl::StatusOr<aftr::v1::Statistics> AftrServiceImpl::ReadStatistics() const {
     c->set_other(counters->by_direction[bpf::kDirOther][i]);
     c->set_total(total[i]);
   }
-  auto config = deps_.config->Get();
-  bpf::NatState state(deps_.maps, Geometry(*config));
+  const Config& config = deps_.config();
+  bpf::NatState state(deps_.maps, Geometry(config));
   st.set_sessions(state.CountSessions());
-  st.set_session_capacity(config->tables().max_sessions());
+  st.set_session_capacity(config.tables().max_sessions());
   absl::StatusOr<std::vector<bpf::SubscriberRecord>> subs = state.Subscribers();
   if (!subs.ok()) return subs.status();
   st.set_subscribers(subs->size());
@@ -662,24 +644,28 @@ grpc::Status AftrServiceImpl::GetConfig(grpc::ServerContext*, const aftr::v1::Ge
     return ToGrpc(absl::InvalidArgumentError(
         absl::StrCat("name: \"", req->name().substr(0, 80), "\" is not \"config\"")));
   }
-  *resp = *deps_.config->Get();
+  *resp = deps_.config();
   return grpc::Status::OK;
 }
 
-absl::Status AftrServiceImpl::ApplyConfigLocked(const Config& next, std::vector<std::string>* changed) {
-  auto running = deps_.config->Get();
-  *changed = config::ChangedFields(*running, next);
-  std::vector<std::string> fixed = config::NonLiveFields(*changed);
+absl::StatusOr<std::vector<std::string>> AftrServiceImpl::ChangesAllowedLive(const Config& next) {
+  std::vector<std::string> changed = config::ChangedFields(deps_.config(), next);
+  std::vector<std::string> fixed = config::NonLiveFields(changed);
   if (!fixed.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot change while running (restart aftrd to apply): ", absl::StrJoin(fixed, ", ")));
   }
-  if (changed->empty()) return absl::OkStatus();
+  return changed;
+}
+
+absl::Status AftrServiceImpl::ApplyConfigLocked(const Config& next,
+                                                const std::vector<std::string>& changed) {
+  if (changed.empty()) return absl::OkStatus();
   if (absl::Status s = deps_.apply_config(next); !s.ok()) return s;
   events::NatEvent e;
   e.type = events::EventType::kConfigReloaded;
   e.time = absl::Now();
-  e.detail = absl::StrJoin(*changed, ",");
+  e.detail = absl::StrJoin(changed, ",");
   (void)deps_.events->Publish(e);
   return absl::OkStatus();
 }
@@ -688,19 +674,15 @@ absl::StatusOr<AftrServiceImpl::ReloadResult> AftrServiceImpl::Reload(absl::Stat
                                                                       bool validate_only) {
   if (!next.ok()) return next.status();
   absl::MutexLock lock(&config_mu_);
+  absl::StatusOr<std::vector<std::string>> changed = ChangesAllowedLive(*next);
+  if (!changed.ok()) return changed.status();
   ReloadResult result;
-  result.changed = config::ChangedFields(*deps_.config->Get(), *next);
-  std::vector<std::string> fixed = config::NonLiveFields(result.changed);
-  if (!fixed.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot change while running (restart aftrd to apply): ", absl::StrJoin(fixed, ", ")));
-  }
+  result.changed = *changed;
   result.warnings = config::ConfigWarnings(*next);
   if (!validate_only) {
-    std::vector<std::string> applied;
-    if (absl::Status s = ApplyConfigLocked(*next, &applied); !s.ok()) return s;
+    if (absl::Status s = ApplyConfigLocked(*next, result.changed); !s.ok()) return s;
   }
-  result.config = validate_only ? *next : *deps_.config->Get();
+  result.config = validate_only ? *next : deps_.config();
   return result;
 }
 

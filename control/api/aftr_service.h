@@ -18,7 +18,6 @@
 #include "aftr/v1/aftr_service.grpc.pb.h"
 #include "control/api/event_hub.h"
 #include "control/bpf/datapath.h"
-#include "control/config/live_config.h"
 #include "control/events/event_sink.h"
 
 namespace aftr::api {
@@ -28,11 +27,12 @@ class AftrServiceImpl final : public aftr::v1::AftrService::Service {
   struct Deps {
     bpf::MapFds maps;                    // what the NAT state is read from
     bpf::Datapath* datapath = nullptr;   // what changes it (mappings, blocks, pools, reload)
-    config::RunningConfig* config = nullptr;
+    // The running configuration (the datapath's: a reload replaces it there).
+    std::function<const aftr::config::v1::Config&()> config;
     events::EventSink* events = nullptr;  // where controller events go (log and watchers)
     EventHub* hub = nullptr;              // watchers
-    // Applies a validated configuration that differs only in live fields (reprograms the
-    // data plane, updates the sweeper, makes it the running one).
+    // Applies a validated configuration that differs only in live fields: reprograms the
+    // data plane, whose configuration the sweeper and `config` then read.
     std::function<absl::Status(const aftr::config::v1::Config&)> apply_config;
     // The controller's own counters (events logged, lost, ...), by name.
     std::function<std::map<std::string, uint64_t>()> controller_counters;
@@ -105,9 +105,11 @@ class AftrServiceImpl final : public aftr::v1::AftrService::Service {
   std::shared_ptr<const Snapshot> FindSnapshot(uint64_t id, const std::string& binding);
   uint64_t StoreSnapshot(std::shared_ptr<Snapshot> snapshot);
 
-  // Applies `next` (already validated) under config_mu_; reports changed fields.
+  // The fields `next` changes, or FailedPrecondition naming those only a restart can.
+  absl::StatusOr<std::vector<std::string>> ChangesAllowedLive(const aftr::config::v1::Config& next);
+  // Applies `next` (validated, allowed live) and logs CONFIG_RELOADED with `changed`.
   absl::Status ApplyConfigLocked(const aftr::config::v1::Config& next,
-                                 std::vector<std::string>* changed)
+                                 const std::vector<std::string>& changed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(config_mu_);
   absl::StatusOr<aftr::v1::Pool> ReadPoolResource(const Ipv4Prefix& prefix) const;
 

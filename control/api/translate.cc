@@ -128,4 +128,16 @@ aftr::v1::Session SessionToProto(const bpf::SessionRecord& r,
   return s;
 }
 
+aftr::v1::StaticMapping StaticMappingToProto(const nat::StaticMapping& m) {
+  aftr::v1::StaticMapping p;
+  p.set_name(StaticMappingName({m.key.proto, m.public_addr, m.public_port}));
+  p.set_b4_address(m.key.b4.ToString());
+  p.set_protocol(ProtocolToProto(m.key.proto));
+  p.set_inner_address(m.key.inner_addr.ToString());
+  p.set_inner_port(m.key.inner_port);
+  p.set_public_address(m.public_addr.ToString());
+  p.set_public_port(m.public_port);
+  return p;
+}
+
 }  // namespace aftr::api

@@ -7,6 +7,7 @@
 #include "aftr/v1/resources.pb.h"
 #include "control/bpf/nat_state.h"
 #include "control/events/nat_event.h"
+#include "control/nat/static_mappings.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace aftr::api {
@@ -27,6 +28,8 @@ aftr::v1::PortBlock PortBlockToProto(const bpf::SubscriberRecord& owner, uint16_
 // The expiry time follows from the configured timeouts.
 aftr::v1::Session SessionToProto(const bpf::SessionRecord& r,
                                  const aftr::config::v1::Config& config);
+
+aftr::v1::StaticMapping StaticMappingToProto(const nat::StaticMapping& m);
 
 }  // namespace aftr::api
 
