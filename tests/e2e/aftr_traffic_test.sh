@@ -14,17 +14,6 @@ trap aftr_lab_down EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-failures=0
-check() { # check DESCRIPTION CMD...
-	local what=$1
-	shift
-	if "$@"; then
-		echo "ok   - $what"
-	else
-		echo "FAIL - $what"
-		failures=$((failures + 1))
-	fi
-}
 
 # Short timeouts so expiry happens within the test; hold-down short for block release.
 AFTR_PORT_BLOCKS="block_size: 512 max_blocks_per_subscriber: 4 hold_down_seconds: 2"

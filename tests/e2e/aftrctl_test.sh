@@ -21,17 +21,6 @@ trap 'exit 143' TERM
 
 [[ -x $AFTRCTL ]] || { echo "aftrctl not built: $AFTRCTL" >&2; exit 1; }
 
-failures=0
-check() { # check DESCRIPTION CMD...
-	local what=$1
-	shift
-	if "$@"; then
-		echo "ok   - $what"
-	else
-		echo "FAIL - $what"
-		failures=$((failures + 1))
-	fi
-}
 # jcheck PYTHON_EXPR [ARG...]: whether the expression over d (the JSON on stdin) and a (the
 # ARGs) is true. P5: Debian's python, not the pyenv one on PATH.
 jcheck() {
@@ -54,19 +43,8 @@ fails_with() {
 	[[ $rc == 1 ]] && grep -q "^aftrctl: $code: " <<<"$err"
 }
 
-# A CA, a server certificate for aftr.example and a client certificate (EC P-256), so the
-# TCP listener can be reached with mutual TLS as well.
-pki() {
-	local name=$1 cn=$2 ext=$3
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
-		-keyout "$PKI/$name.key" -out "$PKI/$name.csr" 2>/dev/null
-	openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
-		-days 2 -extfile <(echo "$ext") -out "$PKI/$name.pem" 2>/dev/null
-}
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=aftrctl test CA" \
-	-days 2 -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null
-pki server aftr.example "subjectAltName=DNS:aftr.example"
-pki client operator "extendedKeyUsage=clientAuth"
+# Certificates so the TCP listener can be reached with mutual TLS as well.
+make_test_pki "$PKI"
 
 AFTRCTL_SOCKET=$PKI/aftrd.sock
 TLS_TARGET=127.0.0.1:9471 # inside the aftr namespace

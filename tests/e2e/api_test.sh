@@ -18,18 +18,7 @@ trap 'exit 143' TERM
 
 STUBS=${AFTR_PY_STUBS:?set AFTR_PY_STUBS to <build>/proto/python}
 
-# A CA, a server certificate for aftr.example, and a client certificate, all EC P-256.
-pki() {
-	local name=$1 cn=$2 ext=$3
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
-		-keyout "$PKI/$name.key" -out "$PKI/$name.csr" 2>/dev/null
-	openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
-		-days 2 -extfile <(echo "$ext") -out "$PKI/$name.pem" 2>/dev/null
-}
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=aftr test CA" \
-	-days 2 -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null
-pki server aftr.example "subjectAltName=DNS:aftr.example"
-pki client operator "extendedKeyUsage=clientAuth"
+make_test_pki "$PKI"
 
 TLS_PORT=9470
 AFTR_API_CONFIG="unix_socket: \"$PKI/aftrd.sock\" tcp_listen: \"127.0.0.1:$TLS_PORT\"

@@ -132,6 +132,38 @@ wait_until() {
 	done
 }
 
+# check DESCRIPTION CMD...: runs CMD, prints ok/FAIL with the description, counts failures
+# in $failures (a test exits non-zero when it is not 0).
+failures=0
+check() {
+	local what=$1
+	shift
+	if "$@"; then
+		echo "ok   - $what"
+	else
+		echo "FAIL - $what"
+		failures=$((failures + 1))
+	fi
+}
+
+# make_test_pki DIR: a CA (ca.pem), a server certificate for aftr.example (server.pem/.key)
+# and a client certificate (client.pem/.key), all EC P-256, for the API's mutual TLS.
+make_test_pki() {
+	local dir=$1 name cn ext
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=aftr test CA" \
+		-days 2 -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null || return 1
+	while read -r name cn ext; do
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
+			-keyout "$dir/$name.key" -out "$dir/$name.csr" 2>/dev/null &&
+			openssl x509 -req -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+				-CAcreateserial -days 2 -extfile <(echo "$ext") -out "$dir/$name.pem" 2>/dev/null ||
+			return 1
+	done <<-EOP
+		server aftr.example subjectAltName=DNS:aftr.example
+		client operator extendedKeyUsage=clientAuth
+	EOP
+}
+
 # veth_napi_on ROLE DEV: turns GRO on, which gives a veth a NAPI instance, so that XDP
 # redirects into its peer are accepted even when DEV runs no XDP program (without it, and
 # without XDP on DEV, ndo_xdp_xmit toward DEV drops every frame).

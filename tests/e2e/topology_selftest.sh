@@ -11,18 +11,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$HERE/lib.sh"
 
-failures=0
-check() { # check NAME CMD...: runs CMD, reports PASS/FAIL, counts failures.
-	local name=$1
-	shift
-	if "$@"; then
-		echo "PASS: $name"
-	else
-		echo "FAIL: $name"
-		failures=$((failures + 1))
-	fi
-}
-
 cleanup() { topo_destroy; }
 trap cleanup EXIT
 trap 'exit 130' INT
