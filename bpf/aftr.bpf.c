@@ -299,6 +299,23 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 	return fib_send(ctx, eth, &p, ctr);
 }
 
+/* Whether a FILTERED session's PCP FILTER set lets the peer (saddr, sport) in. No set: no. */
+static __noinline int pcp_filter_allows(struct aftr_session_in_key *ik, __be32 saddr,
+					 __be16 sport)
+{
+	struct aftr_pcp_filter_set *fs = bpf_map_lookup_elem(&aftr_pcp_filters, ik);
+	if (!fs)
+		return 0;
+	for (int i = 0; i < AFTR_PCP_MAX_FILTERS; i++) {
+		if (i >= fs->count)
+			break;
+		struct aftr_pcp_filter *f = &fs->f[i];
+		if ((saddr & f->mask) == f->addr && (!f->port || f->port == sport))
+			return 1;
+	}
+	return 0;
+}
+
 /* Internet → B4: translate the destination back, encapsulate, forward. */
 static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 					      struct ethhdr *eth, void *end)
@@ -329,10 +346,15 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	struct aftr_session_in *s = bpf_map_lookup_elem(&aftr_sessions_in, &ik);
 	if (!s)
 		return DROP(DROP_NO_SESSION);
-	/* A static mapping is a port forward: reachable from any peer (RFC 6887's MAP with
-	 * endpoint-independent filtering), whatever the filtering of dynamic sessions. */
-	if (aftr_cfg.filtering == AFTR_FILTER_ADDRESS_DEPENDENT &&
-	    !(s->tcp_flags & AFTR_SESSION_STATIC)) {
+	/* A static or PCP mapping is a port forward: reachable from any peer (RFC 6887's MAP with
+	 * endpoint-independent filtering) or from its FILTER peers, whatever the filtering of
+	 * dynamic sessions. */
+	if (s->tcp_flags & AFTR_SESSION_FILTERED) {
+		/* TCP and UDP (pseudo): the source port is the field before the destination. */
+		if (!pcp_filter_allows(&ik, iph->saddr, v.pseudo ? v.port[-1] : 0))
+			return DROP(DROP_FILTERED);
+	} else if (aftr_cfg.filtering == AFTR_FILTER_ADDRESS_DEPENDENT &&
+		   !(s->tcp_flags & AFTR_SESSION_FORWARD)) {
 		struct aftr_filter_key fk = { .public_addr = iph->daddr,
 					      .remote_addr = iph->saddr,
 					      .public_port = *v.port,
@@ -495,7 +517,7 @@ static __always_inline int ctl_session_delete(struct aftr_ctl_args *a)
 	struct aftr_session_out *out = bpf_map_lookup_elem(&aftr_sessions_out, &ok);
 	if (!out)
 		return -ENOENT;
-	if ((a->ctl_flags & AFTR_CTL_F_DYNAMIC_ONLY) && (out->flags & AFTR_SESSION_STATIC))
+	if ((a->ctl_flags & AFTR_CTL_F_DYNAMIC_ONLY) && (out->flags & AFTR_SESSION_HELD))
 		return -EPERM;
 	if (a->public_port &&
 	    (out->public_port != a->public_port || (a->public_addr && out->public_addr != a->public_addr)))
@@ -664,7 +686,7 @@ static __always_inline int ctl_session_create(struct aftr_ctl_args *a)
 		.inner_addr = a->inner_addr,
 		.inner_port = a->inner_port,
 		.softwire_index = a->softwire_index < aftr_cfg.softwire_addr_count ? a->softwire_index : 0,
-		.tcp_flags = a->flags & AFTR_SESSION_STATIC,
+		.tcp_flags = a->flags & AFTR_SESSION_FLAG_MASK,
 		.last_seen_ns = now,
 	};
 	__builtin_memcpy(iv.b4, a->b4, 16);
@@ -678,7 +700,7 @@ static __always_inline int ctl_session_create(struct aftr_ctl_args *a)
 	struct aftr_session_out ov = {
 		.public_addr = a->public_addr,
 		.public_port = a->public_port,
-		.flags = a->flags,
+		.flags = a->flags & AFTR_SESSION_FLAG_MASK,
 		.last_seen_ns = now,
 	};
 	err = bpf_map_update_elem(&aftr_sessions_out, &ok, &ov, BPF_NOEXIST);
@@ -702,8 +724,10 @@ static __always_inline int ctl_session_flags(struct aftr_ctl_args *a)
 	struct aftr_session_out *out = bpf_map_lookup_elem(&aftr_sessions_out, &ok);
 	if (!out)
 		return -ENOENT;
+	__u8 set = a->ctl_flags & AFTR_CTL_F_CLEAR ? 0 : a->flags & AFTR_SESSION_FLAG_MASK;
+	__u8 keep = a->ctl_flags & AFTR_CTL_F_CLEAR ? ~a->flags : 0xff;
 	struct aftr_session_out ov = *out;
-	ov.flags |= a->flags;
+	ov.flags = (ov.flags & keep) | set;
 	struct aftr_session_in_key ik = {
 		.public_addr = ov.public_addr,
 		.public_port = ov.public_port,
@@ -713,7 +737,7 @@ static __always_inline int ctl_session_flags(struct aftr_ctl_args *a)
 	if (in && ctl_same_b4(in->b4, a->b4) && in->inner_addr == a->inner_addr &&
 	    in->inner_port == a->inner_port) {
 		struct aftr_session_in iv = *in;
-		iv.tcp_flags |= a->flags & AFTR_SESSION_STATIC;
+		iv.tcp_flags = (iv.tcp_flags & (keep | AFTR_TCP_SEEN_MASK)) | set;
 		bpf_map_update_elem(&aftr_sessions_in, &ik, &iv, BPF_EXIST);
 	}
 	if (bpf_map_update_elem(&aftr_sessions_out, &ok, &ov, BPF_EXIST))

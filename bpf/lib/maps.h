@@ -106,6 +106,33 @@ struct {
 
 /* Source MAC per egress ifindex, for sessions whose next hop is cached. Writer/reader: XDP.
  * Sizing: AFTR_MAX_IFINDEX (interfaces with a larger index just skip the cache). */
+/* PCP FILTER sets of FILTERED sessions (written by aftrd's PCP server). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct aftr_session_in_key);
+	__type(value, struct aftr_pcp_filter_set);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_pcp_filters SEC(".maps");
+
+/* The PCP server's records and epoch (aftrd only: pinned with the sessions they describe). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 18);
+	__type(key, struct aftr_pcp_key);
+	__type(value, struct aftr_pcp_mapping);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_pcp_mappings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aftr_pcp_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_pcp_state SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, AFTR_MAX_IFINDEX);

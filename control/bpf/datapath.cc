@@ -58,7 +58,8 @@ struct MapSpec {
 MapSpec kMaps[] = {AFTR_MAP(counters),     AFTR_MAP(b4_prefixes),  AFTR_MAP(pool_addrs),
                    AFTR_MAP(pool_meta),    AFTR_MAP(pool_hint),    AFTR_MAP(subscribers),
                    AFTR_MAP(sessions_out), AFTR_MAP(sessions_in),  AFTR_MAP(filter_peers),
-                   AFTR_MAP(events)};
+                   AFTR_MAP(events),       AFTR_MAP(pcp_filters),  AFTR_MAP(pcp_mappings),
+                   AFTR_MAP(pcp_state)};
 #undef AFTR_MAP
 
 bpf_map* SkelMap(aftr_bpf* skel, int fd_slot_index) {
@@ -66,7 +67,9 @@ bpf_map* SkelMap(aftr_bpf* skel, int fd_slot_index) {
                      skel->maps.aftr_pool_addrs,   skel->maps.aftr_pool_meta,
                      skel->maps.aftr_pool_hint,    skel->maps.aftr_subscribers,
                      skel->maps.aftr_sessions_out, skel->maps.aftr_sessions_in,
-                     skel->maps.aftr_filter_peers, skel->maps.aftr_events};
+                     skel->maps.aftr_filter_peers, skel->maps.aftr_events,
+                     skel->maps.aftr_pcp_filters,  skel->maps.aftr_pcp_mappings,
+                     skel->maps.aftr_pcp_state};
   static_assert(std::size(maps) == std::size(kMaps));
   return maps[fd_slot_index];
 }

@@ -35,6 +35,9 @@ struct MapFds {
   int sessions_in = -1;
   int filter_peers = -1;
   int events = -1;
+  int pcp_filters = -1;
+  int pcp_mappings = -1;
+  int pcp_state = -1;
 };
 
 using Counters = std::array<uint64_t, AFTR_COUNTER_MAX>;

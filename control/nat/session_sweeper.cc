@@ -129,8 +129,8 @@ absl::Status SessionSweeper::ExpireSessions(uint64_t now_ns, SweepResult* result
     const bool stray = !in_own_block(k, v);
     uint64_t last = std::max(v.last_seen_ns, in ? in->last_seen_ns : 0);
     if (!stray) {
-      if (v.flags & AFTR_SESSION_STATIC) {
-        result->sessions++;  // a static mapping: never expires
+      if (v.flags & AFTR_SESSION_HELD) {
+        result->sessions++;  // a static or PCP mapping: its owner ends it
         continue;
       }
       uint64_t timeout = SessionTimeoutNs(config.timeouts(), k.proto, v.tcp_flags,

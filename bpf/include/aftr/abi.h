@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 6
+#define AFTR_ABI_VERSION 7
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -252,11 +252,26 @@ struct aftr_session_in {
 	struct aftr_fib_cache fib; /* toward the B4 */
 };
 
-/* An operator's static mapping (port forward): never expired by aftrd, counted as a session
- * of its subscriber (so it keeps the subscriber and its blocks), and reachable inbound from
- * any peer even with address-dependent filtering. Set in session_out.flags and in
- * session_in.tcp_flags (whose low bits are the AFTR_TCP_SEEN_* flags). */
+/* Session flags, set in session_out.flags and in session_in.tcp_flags (whose low bits are
+ * the AFTR_TCP_SEEN_* flags).
+ * STATIC: an operator's static mapping (port forward): never expired by aftrd, counted as a
+ * session of its subscriber (so it keeps the subscriber and its blocks), and reachable
+ * inbound from any peer even with address-dependent filtering.
+ * PCP_MAP: a PCP MAP mapping, the same kind of port forward, whose lifetime aftrd's PCP
+ * server keeps (never idle-expired; deleted when the PCP lifetime ends).
+ * PCP_PEER: a PCP PEER holds this session until its PCP lifetime ends (not idle-expired
+ * before; inbound behaviour unchanged).
+ * FILTERED: inbound only from the peers in the session's aftr_pcp_filters entry (PCP
+ * FILTER); no entry means no peer. */
 #define AFTR_SESSION_STATIC 0x80
+#define AFTR_SESSION_PCP_MAP 0x40
+#define AFTR_SESSION_FILTERED 0x20
+#define AFTR_SESSION_PCP_PEER 0x10
+/* Reachable from any peer (unless FILTERED), whatever the filtering of dynamic sessions. */
+#define AFTR_SESSION_FORWARD (AFTR_SESSION_STATIC | AFTR_SESSION_PCP_MAP)
+/* Never expired for idleness by the sweeper. */
+#define AFTR_SESSION_HELD (AFTR_SESSION_STATIC | AFTR_SESSION_PCP_MAP | AFTR_SESSION_PCP_PEER)
+#define AFTR_SESSION_FLAG_MASK 0xf0
 
 /* TCP flags remembered per direction; the controller derives the RFC 5382 / 7857 state. */
 #define AFTR_TCP_SEEN_SYN 1
@@ -272,6 +287,52 @@ struct aftr_filter_key {
 	__be16 public_port;
 	__u8 proto;
 	__u8 pad;
+};
+
+/* aftr_pcp_filters (hash, key: aftr_session_in_key of a FILTERED session): the remote peers
+ * a PCP MAP mapping accepts (RFC 6887 FILTER option). A peer matches when
+ * (source & mask) == addr and, if port is non-zero, its source port is port. */
+#define AFTR_PCP_MAX_FILTERS 4
+struct aftr_pcp_filter {
+	__be32 addr;
+	__be32 mask;
+	__be16 port; /* 0: any */
+	__u16 pad;
+};
+struct aftr_pcp_filter_set {
+	__u32 count; /* <= AFTR_PCP_MAX_FILTERS */
+	struct aftr_pcp_filter f[AFTR_PCP_MAX_FILTERS];
+};
+
+/* aftr_pcp_mappings (hash, aftrd only): the PCP server's record of each mapping it granted,
+ * pinned beside the sessions it holds so that both survive a restart together (and are lost
+ * together, which is when the PCP epoch restarts). MAP records have opcode 1 and a zero
+ * peer; PEER records opcode 2 and the remote peer. */
+struct aftr_pcp_key {
+	struct aftr_session_out_key session;
+	__be32 peer_addr;
+	__be16 peer_port;
+	__u8 opcode;
+	__u8 pad;
+};
+struct aftr_pcp_mapping {
+	__u8 nonce[12];
+	__u32 lifetime;     /* seconds granted by the last request */
+	__u64 expires_ns;   /* CLOCK_MONOTONIC */
+	__u64 created_ns;   /* CLOCK_MONOTONIC */
+	__u8 server_addr[16]; /* the address the request came to (unsolicited messages from it) */
+	__u16 client_port;
+	__u8 softwire_index;
+	__u8 flags;         /* AFTR_PCP_F_* */
+	__u32 pad;
+};
+#define AFTR_PCP_F_SESSION_MADE 1 /* the PCP server made the session (vs. one already live) */
+
+/* aftr_pcp_state (array of 1, aftrd only): when the PCP epoch began. Zero in a fresh map:
+ * the mapping state is new, so the epoch starts at 0 and the known clients are told. */
+struct aftr_pcp_state {
+	__u64 epoch_origin_ns; /* CLOCK_MONOTONIC of epoch 0 */
+	__u64 pad;
 };
 
 /* ---- Ring-buffer events ---- */
@@ -336,13 +397,16 @@ enum aftr_ctl_op {
 	 * -EADDRINUSE: the public port is taken; -EEXIST: the flow already has a session;
 	 * -EDQUOT: at max_sessions_per_sub; -ESTALE: retired. */
 	AFTR_CTL_SESSION_CREATE = 10,
-	/* ORs `flags` (session flags) into both entries of the session, in place. */
+	/* ORs `flags` (session flags) into both entries of the session, in place; with
+	 * AFTR_CTL_F_CLEAR in ctl_flags, clears them instead. */
 	AFTR_CTL_SESSION_FLAGS = 11,
 	/* Marks `block` in subscriber b4's slots as being released (AFTR_BLOCK_SLOT_RELEASING):
 	 * no new session lands in it, the bit stays owned. -ENOENT: not the subscriber's. */
 	AFTR_CTL_BLOCK_MARK_RELEASING = 12,
 };
-#define AFTR_CTL_F_DYNAMIC_ONLY 1 /* ctl_args.ctl_flags for AFTR_CTL_SESSION_DELETE */
+#define AFTR_CTL_F_DYNAMIC_ONLY 1 /* ctl_args.ctl_flags for AFTR_CTL_SESSION_DELETE: refuse
+				   * a held session (AFTR_SESSION_HELD) with -EPERM */
+#define AFTR_CTL_F_CLEAR 2        /* for AFTR_CTL_SESSION_FLAGS */
 
 struct aftr_ctl_args {
 	__u8 b4[16];
@@ -356,7 +420,7 @@ struct aftr_ctl_args {
 	__be16 inner_port;
 	__be16 public_port;
 	__u8 proto;
-	__u8 flags;          /* session flags (AFTR_SESSION_STATIC) */
+	__u8 flags;          /* session flags (AFTR_SESSION_*) */
 	__u8 ctl_flags;      /* AFTR_CTL_F_* */
 	__u8 softwire_index;
 	__u32 pad;
@@ -374,6 +438,9 @@ AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_addr) == 8 + 8 * AFTR_BLOCK_WORDS, "a
 AFTR_STATIC_ASSERT(sizeof(struct aftr_event) == 40, "abi: event");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_filter_key) == 12, "abi: filter_key");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_ctl_args) == 64, "abi: ctl_args");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_pcp_filter_set) == 4 + 12 * AFTR_PCP_MAX_FILTERS, "abi: pcp_filter_set");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_pcp_key) == 32, "abi: pcp_key");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_pcp_mapping) == 56, "abi: pcp_mapping");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_meta) == 16 + 8 * AFTR_MAX_POOL_PREFIXES, "abi: pool_meta");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_counters) == 8 * AFTR_COUNTER_MAX * AFTR_DIR_MAX, "abi: counters");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_dp_config) % 4 == 0, "abi: dp_config");
