@@ -317,6 +317,7 @@ const char* SizingField(const std::string& map) {
   if (map == "aftr_subscribers") return "tables.max_subscribers";
   if (map == "aftr_pool_addrs") return "tables.max_pool_addresses";
   if (map == "aftr_events") return "event_ring_bytes";
+  if (map == "aftr_pcp_mappings" || map == "aftr_pcp_filters") return "pcp.max_mappings";
   return nullptr;
 }
 
@@ -388,6 +389,8 @@ absl::StatusOr<aftr_bpf*> LoadProgram(const Config& config, const PoolLayout& po
       {skel->maps.aftr_subscribers, tables.max_subscribers()},
       {skel->maps.aftr_pool_addrs, tables.max_pool_addresses()},
       {skel->maps.aftr_events, config.event_ring_bytes()},
+      {skel->maps.aftr_pcp_mappings, config.pcp().max_mappings()},
+      {skel->maps.aftr_pcp_filters, config.pcp().max_mappings()},
   };
   for (const auto& s : sizes) {
     if (int err = bpf_map__set_max_entries(s.map, s.entries); err != 0) {
@@ -650,6 +653,7 @@ std::vector<std::string> FixedFieldChanges(const Config& a, const Config& b) {
   check("port_blocks.port_max", a.port_blocks().port_max(), b.port_blocks().port_max());
   check("port_blocks.block_size", a.port_blocks().block_size(), b.port_blocks().block_size());
   check("event_ring_bytes", a.event_ring_bytes(), b.event_ring_bytes());
+  check("pcp.max_mappings", a.pcp().max_mappings(), b.pcp().max_mappings());
   return out;
 }
 

@@ -118,6 +118,7 @@ class Validator {
     CheckTables();
     CheckMisc();
     CheckApi();
+    CheckPcp();
     if (errors_.empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrJoin(errors_, "; "));
   }
@@ -353,6 +354,44 @@ class Validator {
     }
   }
 
+  void CheckPcp() {
+    const v1::Pcp& pcp = config_.pcp();
+    for (int i = 0; i < pcp.listen_addresses_size(); ++i) {
+      absl::StatusOr<Ipv6Address> addr = ParseIpv6(pcp.listen_addresses(i));
+      if (!addr.ok()) {
+        Error(Indexed("pcp.listen_addresses", i), addr.status().message());
+      } else if (addr->IsUnspecified() || addr->IsMulticast()) {
+        Error(Indexed("pcp.listen_addresses", i),
+              absl::StrCat("\"", pcp.listen_addresses(i), "\" is not a unicast address"));
+      }
+    }
+    if (pcp.port() < 1 || pcp.port() > 65535) {
+      Error("pcp.port", absl::StrCat(pcp.port(), " is not in 1..65535"));
+    }
+    if (pcp.max_lifetime() > kMaxPcpLifetime) {
+      Error("pcp.max_lifetime", absl::StrCat(pcp.max_lifetime(), " is more than ", kMaxPcpLifetime));
+    }
+    if (pcp.min_lifetime() > pcp.max_lifetime()) {
+      Error("pcp.min_lifetime", absl::StrCat(pcp.min_lifetime(), " is more than pcp.max_lifetime (",
+                                             pcp.max_lifetime(), ")"));
+    }
+    if (!v1::NonceCheck_IsValid(pcp.nonce_check())) {
+      Error("pcp.nonce_check", absl::StrCat(static_cast<int>(pcp.nonce_check()),
+                                            " is not a known nonce check"));
+    }
+    if (pcp.max_mappings() > kMaxPcpMappingsLimit) {
+      Error("pcp.max_mappings", absl::StrCat(pcp.max_mappings(), " is more than ", kMaxPcpMappingsLimit));
+    }
+    for (int i = 0; i < pcp.internal_prefixes_size(); ++i) {
+      absl::StatusOr<Ipv4Prefix> prefix = ParseIpv4Prefix(pcp.internal_prefixes(i));
+      if (!prefix.ok()) Error(Indexed("pcp.internal_prefixes", i), prefix.status().message());
+    }
+    if (pcp.request_burst() < 1) Error("pcp.request_burst", "must be at least 1");
+    if (!IsAbsolutePath(pcp.clients_file())) {
+      Error("pcp.clients_file", absl::StrCat("\"", pcp.clients_file(), "\" is not an absolute path"));
+    }
+  }
+
   void CheckMisc() {
     if (config_.log_file().empty()) {
       Error("log_file", "is required");
@@ -467,6 +506,23 @@ void ApplyDefaults(Config* config) {
         std::min<uint64_t>(kMaxPoolAddresses, std::max<uint64_t>(kDefaultMaxPoolAddresses, pool_size))));
   }
   if (config->api().unix_socket().empty()) config->mutable_api()->set_unix_socket(kDefaultApiSocket);
+
+  v1::Pcp* pcp = config->mutable_pcp();
+  if (pcp->listen_addresses_size() == 0) *pcp->mutable_listen_addresses() = config->softwire_addresses();
+  if (pcp->port() == 0) pcp->set_port(kDefaultPcpPort);
+  if (pcp->min_lifetime() == 0) pcp->set_min_lifetime(kDefaultPcpMinLifetime);
+  if (pcp->max_lifetime() == 0) pcp->set_max_lifetime(kDefaultPcpMaxLifetime);
+  if (pcp->nonce_check() == v1::NONCE_CHECK_UNSPECIFIED) pcp->set_nonce_check(v1::NONCE_CHECK_STRICT);
+  if (pcp->max_mappings_per_subscriber() == 0) {
+    pcp->set_max_mappings_per_subscriber(kDefaultPcpMaxMappingsPerSubscriber);
+  }
+  if (pcp->internal_prefixes_size() == 0) {
+    for (const char* p : kDefaultPcpInternalPrefixes) pcp->add_internal_prefixes(p);
+  }
+  if (pcp->requests_per_second() == 0) pcp->set_requests_per_second(kDefaultPcpRequestsPerSecond);
+  if (pcp->request_burst() == 0) pcp->set_request_burst(kDefaultPcpRequestBurst);
+  if (pcp->clients_file().empty()) pcp->set_clients_file(kDefaultPcpClientsFile);
+  if (pcp->max_mappings() == 0) pcp->set_max_mappings(kDefaultPcpMaxMappings);
 
   if (config->filtering() == v1::FILTERING_UNSPECIFIED) {
     config->set_filtering(v1::FILTERING_ENDPOINT_INDEPENDENT);

@@ -44,6 +44,18 @@ inline constexpr uint32_t kDefaultMaxSubscribers = 1u << 16;
 inline constexpr uint32_t kDefaultMaxPoolAddresses = 4096;
 inline constexpr char kDefaultApiSocket[] = "/run/aftrd/aftrd.sock";
 inline constexpr char kNoApiSocket[] = "-";
+inline constexpr uint32_t kDefaultPcpPort = 5351;
+inline constexpr uint32_t kDefaultPcpMinLifetime = 120;    // RFC 6887 section 15
+inline constexpr uint32_t kDefaultPcpMaxLifetime = 86400;  // RFC 6887 section 15
+inline constexpr uint32_t kDefaultPcpMaxMappingsPerSubscriber = 64;
+inline constexpr uint32_t kDefaultPcpRequestsPerSecond = 20;
+inline constexpr uint32_t kDefaultPcpRequestBurst = 40;
+inline constexpr uint32_t kDefaultPcpMaxMappings = 65536;
+inline constexpr char kDefaultPcpClientsFile[] = "/var/lib/aftrd/pcp-clients";
+// Where THIRD_PARTY hosts may be: private (RFC 1918), shared (RFC 6598) and the DS-Lite B4
+// range (RFC 6333).
+inline constexpr const char* kDefaultPcpInternalPrefixes[] = {
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "192.0.0.0/29"};
 
 // RFC minimums below which ConfigWarnings complains (short timeouts are allowed).
 inline constexpr uint32_t kRfcMinTcpEstablishedTimeout = 7440;
@@ -67,6 +79,8 @@ inline constexpr uint32_t kMinEventRingBytes = 4096;
 inline constexpr uint32_t kMaxEventRingBytes = 1u << 30;
 inline constexpr uint32_t kMinSweepIntervalMs = 10;
 inline constexpr uint32_t kMaxSweepIntervalMs = 60000;
+inline constexpr uint32_t kMaxPcpLifetime = 7 * 86400;
+inline constexpr uint32_t kMaxPcpMappingsLimit = 1u << 22;
 
 // Parses a textproto Config, applies defaults and validates it. Syntax errors and unknown
 // fields are InvalidArgument naming "LINE:COLUMN: what is wrong" (1-based); validation
