@@ -4,9 +4,7 @@
 // a session of its subscriber, so the subscriber and its blocks stay while it exists. Living
 // in the pinned maps, it survives restarts and upgrades.
 //
-// Every step that races with XDP is one aftr_ctl op (subscriber creation with its first
-// block, adding a block, creating the session, flagging a dynamic one static, deleting),
-// each settled by the same BPF_NOEXIST inserts and CAS the data plane uses; see abi.h.
+// Made by the forward-session engine (forward_sessions.h), which the PCP server shares.
 #ifndef AFTR_CONTROL_NAT_STATIC_MAPPINGS_H_
 #define AFTR_CONTROL_NAT_STATIC_MAPPINGS_H_
 
