@@ -11,6 +11,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "control/bpf/datapath.h"
 #include "control/common/clock.h"
@@ -25,6 +27,7 @@
 #include "control/metrics/metrics_server.h"
 #include "control/inspect/state_report.h"
 #include "control/nat/session_sweeper.h"
+#include "control/pcp/pcp_server.h"
 
 ABSL_FLAG(std::string, config, "", "Configuration file (textproto of aftr.config.v1.Config)");
 ABSL_FLAG(std::string, check_config, "",
@@ -40,6 +43,8 @@ ABSL_FLAG(bool, purge, false, "With --detach: also remove the pinned maps (every
 namespace {
 
 using aftr::config::v1::Config;
+
+constexpr size_t kMaxPcpClients = 1 << 20;  // B4s remembered for unsolicited ANNOUNCEs
 
 int CheckConfig(const std::string& path) {
   absl::StatusOr<Config> config = aftr::config::LoadConfigFile(path);
@@ -126,6 +131,34 @@ int Run(const Config& config, const std::string& config_path) {
   }
   aftr::nat::SessionSweeper sweeper(datapath->get(), &events);
 
+  // PCP: its records and epoch come from the pinned maps, its clients from clients_file.
+  std::unique_ptr<aftr::pcp::KnownClients> pcp_clients;
+  std::unique_ptr<aftr::pcp::PcpServer> pcp;
+  std::unique_ptr<aftr::pcp::PcpListener> pcp_listener;
+  if (config.pcp().enabled()) {
+    auto clients = aftr::pcp::KnownClients::Open(config.pcp().clients_file(), kMaxPcpClients);
+    if (!clients.ok()) {
+      aftr::LogError("%s", clients.status().ToString());
+      return 1;
+    }
+    pcp_clients = std::move(*clients);
+    auto server = aftr::pcp::PcpServer::Create(datapath->get(), &events, pcp_clients.get(),
+                                               aftr::MonotonicCoarseNs);
+    if (!server.ok()) {
+      aftr::LogError("%s", server.status().ToString());
+      return 1;
+    }
+    pcp = std::move(*server);
+    auto listener = aftr::pcp::PcpListener::Start(config.pcp(), pcp.get(), pcp_clients.get());
+    if (!listener.ok()) {
+      aftr::LogError("%s", listener.status().ToString());
+      return 1;
+    }
+    pcp_listener = std::move(*listener);
+    aftr::LogInfo("PCP server on port %d of %d addresses, epoch %d", config.pcp().port(),
+                  config.pcp().listen_addresses_size(), pcp->Epoch());
+  }
+
   // The API: the service over the running modules, then the server; health says SERVING
   // once everything above is in place.
   aftr::api::EventHub hub;
@@ -138,9 +171,22 @@ int Run(const Config& config, const std::string& config_path) {
   deps.hub = &hub;
   deps.apply_config = [dp = datapath->get()](const Config& next) { return dp->Reprogram(next); };
   deps.controller_counters = [&] {
-    return std::map<std::string, uint64_t>{{"events_drained", (*drain)->events_drained()},
-                                           {"events_not_logged", (*drain)->events_failed()},
-                                           {"log_lines_written", (*log)->lines_written()}};
+    std::map<std::string, uint64_t> c{{"events_drained", (*drain)->events_drained()},
+                                      {"events_not_logged", (*drain)->events_failed()},
+                                      {"log_lines_written", (*log)->lines_written()}};
+    if (pcp) {
+      const auto counters = pcp->counters();
+      for (int i = 0; i < aftr::pcp::PcpServer::kCounterCount; ++i) {
+        c[aftr::pcp::PcpServer::kCounterNames[i]] = counters[i];
+      }
+      const auto results = pcp->results();
+      for (int i = 0; i < aftr::pcp::kResultCount; ++i) {
+        c[absl::StrCat("pcp_result_", absl::AsciiStrToLower(
+                                          aftr::pcp::ResultName(static_cast<aftr::pcp::Result>(i))))] =
+            results[i];
+      }
+    }
+    return c;
   };
   aftr::api::AftrServiceImpl service(std::move(deps));
   auto api = aftr::api::ApiServer::Start(config.api(), &service);
@@ -191,6 +237,7 @@ int Run(const Config& config, const std::string& config_path) {
     }
   }
   (*api)->SetServing(false);
+  pcp_listener.reset();  // no more requests; PCP state stays pinned with its sessions
   hub.Close();       // ends the watch streams
   api->reset();      // waits for calls in progress
   metrics.reset();

@@ -32,6 +32,8 @@ Event::Type EventTypeToProto(events::EventType type) {
     case EventType::kMappingCreate: return Event::MAPPING_CREATED;
     case EventType::kMappingDelete: return Event::MAPPING_DELETED;
     case EventType::kConfigReloaded: return Event::CONFIG_RELOADED;
+    case EventType::kPcpMapCreate: return Event::PCP_MAPPING_CREATED;
+    case EventType::kPcpMapDelete: return Event::PCP_MAPPING_DELETED;
   }
   return Event::TYPE_UNSPECIFIED;
 }

@@ -69,6 +69,8 @@ const char* EventCode(EventType type) {
     case EventType::kMappingCreate: return "MC";
     case EventType::kMappingDelete: return "MD";
     case EventType::kConfigReloaded: return "CR";
+    case EventType::kPcpMapCreate: return "PC";
+    case EventType::kPcpMapDelete: return "PD";
   }
   return "??";
 }
@@ -95,6 +97,12 @@ std::string FormatLogLine(const NatEvent& e) {
       return absl::StrFormat("%s %s %s %s %s:%d %s:%d", time, code, ProtoName(e.proto),
                              e.b4.ToString(), e.inner_addr.ToString(), e.inner_port,
                              e.public_addr.ToString(), e.public_port);
+    case EventType::kPcpMapCreate:
+    case EventType::kPcpMapDelete:
+      return absl::StrFormat("%s %s %s %s %s:%d %s:%d %s", time, code, ProtoName(e.proto),
+                             e.b4.ToString(), e.inner_addr.ToString(), e.inner_port,
+                             e.public_addr.ToString(), e.public_port,
+                             absl::StrReplaceAll(e.detail, {{"\n", " "}, {"\r", " "}}));
     case EventType::kBlockClaimed:
     case EventType::kBlockReleased:
       return absl::StrFormat("%s %s %s %s %d-%d", time, code, e.b4.ToString(),

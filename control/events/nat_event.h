@@ -27,6 +27,8 @@ enum class EventType : uint8_t {
   kMappingCreate = 101,   // controller only: an operator's static mapping
   kMappingDelete = 102,
   kConfigReloaded = 103,  // controller only: `detail` says what changed
+  kPcpMapCreate = 104,    // controller only: a PCP MAP mapping; `detail` "lifetime=<s>"
+  kPcpMapDelete = 105,    // `detail`: why it ended (deleted, expired, operator)
 };
 
 struct NatEvent {
@@ -61,6 +63,7 @@ const char* EventCode(EventType type);
 //   2026-11-27T10:35:59Z BA 2001:db8:a::2 198.51.100.1 1024-1535
 //   2026-11-27T10:35:59Z MC tcp 2001:db8:a::2 192.0.2.10:80 198.51.100.1:2000
 //   2026-11-27T10:35:59Z CR pool_prefixes,timeouts.udp
+//   2026-11-27T10:35:59Z PC tcp 2001:db8:a::2 192.0.2.10:8080 198.51.100.1:1031 lifetime=3600
 // The destination of a session is never logged (privacy; attribution does not need it).
 std::string FormatLogLine(const NatEvent& event);
 
