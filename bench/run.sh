@@ -5,13 +5,16 @@
 #  2. end-to-end packets/s across the namespace lab for the do-it-yourself Linux AFTR, a
 #     no-table XDP "ceiling" and aftrd, with aftrd's ratio to each (bench/e2e_pps.sh);
 #  3. the API: walking 1 M sessions with ListSessions (time, memory, ratio to one raw map
-#     read) and the events/s WatchEvents sustains to one client with zero loss (bench/api).
-# Not a test: it prints figures. Takes about 1.5 minutes. Root.
+#     read) and the events/s WatchEvents sustains to one client with zero loss (bench/api);
+#  4. PCP: with 100 k MAP mappings live on the real data plane, the requests/s and p50/p99
+#     latency of the server on one core through PcpServer::Handle (refresh / ANNOUNCE /
+#     malformed mix) and over its UDP socket, each as a ratio to the 50 k/s target (bench/pcp).
+# Not a test: it prints figures. Takes about 2 minutes. Root.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "bench/run.sh: run as root" >&2; exit 1; }
 bash "$repo/scripts/install-deps.sh"
-bash "$repo/scripts/build.sh" aftrd aftr_microbench aftr_e2e_bench aftr_api_bench
+bash "$repo/scripts/build.sh" aftrd aftr_microbench aftr_e2e_bench aftr_api_bench aftr_pcp_bench
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 echo "== 1. BPF_PROG_TEST_RUN ns/packet"
 "$repo/build/bench/microbench/aftr_microbench" "$@"
@@ -21,3 +24,6 @@ AFTRD="$repo/build/control/aftrd" bash "$repo/bench/e2e_pps.sh"
 echo
 echo "== 3. API"
 "$repo/build/bench/api/aftr_api_bench"
+echo
+echo "== 4. PCP"
+"$repo/build/bench/pcp/aftr_pcp_bench"
