@@ -188,6 +188,7 @@ int Run(const Config& config, const std::string& config_path) {
     }
     return c;
   };
+  deps.pcp = pcp.get();
   aftr::api::AftrServiceImpl service(std::move(deps));
   auto api = aftr::api::ApiServer::Start(config.api(), &service);
   if (!api.ok()) {

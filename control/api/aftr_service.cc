@@ -549,6 +549,59 @@ grpc::Status AftrServiceImpl::DeleteStaticMapping(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+// ---- PCP mappings ----
+
+grpc::Status AftrServiceImpl::ListPcpMappings(grpc::ServerContext*,
+                                              const aftr::v1::ListPcpMappingsRequest* req,
+                                              aftr::v1::ListPcpMappingsResponse* resp) {
+  absl::StatusOr<int> page_size = EffectivePageSize(req->page_size());
+  if (!page_size.ok()) return ToGrpc(page_size.status());
+  absl::StatusOr<Filter> filter =
+      ParseFilter(req->filter(), kFilterB4 | kFilterPublicAddr | kFilterProtocol);
+  if (!filter.ok()) return ToGrpc(filter.status());
+  const std::string binding = absl::StrCat("pcpMappings|", filter->canonical);
+  PageToken after;
+  if (absl::Status s = StartAfter(req->page_token(), binding, &after); !s.ok()) return ToGrpc(s);
+  if (deps_.pcp == nullptr) return grpc::Status::OK;  // no PCP server: no mappings
+  std::vector<pcp::PcpMappingView> kept;
+  for (pcp::PcpMappingView& m : deps_.pcp->List()) {
+    if (filter->MatchB4(m.key.b4.bytes.data()) && filter->MatchProto(m.key.proto) &&
+        (!filter->public_addr || filter->public_addr->Contains(m.public_addr))) {
+      kept.push_back(std::move(m));
+    }
+  }
+  // Ordered by public endpoint, then remote peer (PEERs of one port).
+  auto key = [](const pcp::PcpMappingView& m) {
+    return AddrPortKey(m.public_addr.host_order, m.public_port, m.key.proto) +
+           AddrPortKey(m.remote_addr.host_order, m.remote_port, static_cast<uint8_t>(m.opcode));
+  };
+  std::sort(kept.begin(), kept.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  for (const pcp::PcpMappingView* m :
+       Page(kept, key, after.last_key, *page_size, binding, resp->mutable_next_page_token())) {
+    *resp->add_pcp_mappings() = PcpMappingToProto(*m);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AftrServiceImpl::DeletePcpMapping(grpc::ServerContext*,
+                                               const aftr::v1::DeletePcpMappingRequest* req,
+                                               google::protobuf::Empty*) {
+  absl::StatusOr<PcpMappingId> id = ParsePcpMappingName(req->name(), "name");
+  if (!id.ok()) return ToGrpc(id.status());
+  if (deps_.pcp == nullptr) {
+    return ToGrpc(absl::FailedPreconditionError("the PCP server is not enabled (pcp.enabled)"));
+  }
+  for (const pcp::PcpMappingView& m : deps_.pcp->List()) {
+    const bool peer = m.opcode == pcp::Opcode::kPeer;
+    if (m.key.proto == id->proto && m.public_addr == id->public_addr &&
+        m.public_port == id->public_port && peer == id->peer &&
+        (!peer || (m.remote_addr == id->remote_addr && m.remote_port == id->remote_port))) {
+      return ToGrpc(deps_.pcp->Delete(m.key, m.opcode, m.remote_addr, m.remote_port));
+    }
+  }
+  return ToGrpc(absl::NotFoundError(absl::StrCat(req->name(), " does not exist")));
+}
+
 // ---- Statistics ----
 
 absl::StatusOr<aftr::v1::Statistics> AftrServiceImpl::ReadStatistics() const {

@@ -19,6 +19,7 @@
 #include "control/api/event_hub.h"
 #include "control/bpf/datapath.h"
 #include "control/events/event_sink.h"
+#include "control/pcp/pcp_server.h"
 
 namespace aftr::api {
 
@@ -36,6 +37,7 @@ class AftrServiceImpl final : public aftr::v1::AftrService::Service {
     std::function<absl::Status(const aftr::config::v1::Config&)> apply_config;
     // The controller's own counters (events logged, lost, ...), by name.
     std::function<std::map<std::string, uint64_t>()> controller_counters;
+    pcp::PcpServer* pcp = nullptr;  // null when pcp.enabled is false
   };
 
   explicit AftrServiceImpl(Deps deps) : deps_(std::move(deps)) {}
@@ -82,6 +84,10 @@ class AftrServiceImpl final : public aftr::v1::AftrService::Service {
   grpc::Status ListStaticMappings(grpc::ServerContext*,
                                   const aftr::v1::ListStaticMappingsRequest*,
                                   aftr::v1::ListStaticMappingsResponse*) override;
+  grpc::Status ListPcpMappings(grpc::ServerContext*, const aftr::v1::ListPcpMappingsRequest*,
+                               aftr::v1::ListPcpMappingsResponse*) override;
+  grpc::Status DeletePcpMapping(grpc::ServerContext*, const aftr::v1::DeletePcpMappingRequest*,
+                                google::protobuf::Empty*) override;
   grpc::Status DeleteStaticMapping(grpc::ServerContext*,
                                    const aftr::v1::DeleteStaticMappingRequest*,
                                    google::protobuf::Empty*) override;

@@ -161,6 +161,41 @@ absl::StatusOr<StaticMappingId> ParseStaticMappingName(absl::string_view name,
   return StaticMappingId{*proto, *addr, *port};
 }
 
+std::string PcpMappingName(const PcpMappingId& id) {
+  std::string name = absl::StrCat("pcpMappings/", ProtocolText(id.proto), "-",
+                                  id.public_addr.ToString(), "-", id.public_port);
+  if (id.peer) absl::StrAppend(&name, "-", id.remote_addr.ToString(), "-", id.remote_port);
+  return name;
+}
+
+absl::StatusOr<PcpMappingId> ParsePcpMappingName(absl::string_view name, absl::string_view field) {
+  constexpr absl::string_view kPattern =
+      "pcpMappings/{protocol}-{public_address}-{public_port}[-{remote_address}-{remote_port}]";
+  absl::string_view rest = name;
+  std::vector<absl::string_view> parts;
+  if (name.size() > kMaxNameLength || !absl::ConsumePrefix(&rest, "pcpMappings/") ||
+      !(SplitId(rest, 3, &parts) || SplitId(rest, 5, &parts))) {
+    return BadName(field, name, kPattern);
+  }
+  PcpMappingId id;
+  absl::StatusOr<uint8_t> proto = ParseProtocolText(parts[0], field);
+  absl::StatusOr<Ipv4Address> addr = ParseIpv4(parts[1]);
+  absl::StatusOr<uint16_t> port = ParsePortText(parts[2], false);
+  if (!proto.ok() || !addr.ok() || !port.ok()) return BadName(field, name, kPattern);
+  id.proto = *proto;
+  id.public_addr = *addr;
+  id.public_port = *port;
+  if (parts.size() == 5) {
+    absl::StatusOr<Ipv4Address> remote = ParseIpv4(parts[3]);
+    absl::StatusOr<uint16_t> remote_port = ParsePortText(parts[4], false);
+    if (!remote.ok() || !remote_port.ok()) return BadName(field, name, kPattern);
+    id.peer = true;
+    id.remote_addr = *remote;
+    id.remote_port = *remote_port;
+  }
+  return id;
+}
+
 absl::StatusOr<uint16_t> CheckPort(uint32_t port, absl::string_view field, bool allow_zero) {
   if (port > 65535 || (port == 0 && !allow_zero)) {
     return absl::InvalidArgumentError(

@@ -46,6 +46,19 @@ struct StaticMappingId {
   uint16_t public_port = 0;
 };
 std::string StaticMappingName(const StaticMappingId& id);
+
+// pcpMappings/{protocol}-{public_address}-{public_port}[-{remote_address}-{remote_port}]
+// (the remote part for PEER mappings).
+struct PcpMappingId {
+  uint8_t proto = 0;
+  Ipv4Address public_addr;
+  uint16_t public_port = 0;
+  bool peer = false;
+  Ipv4Address remote_addr;
+  uint16_t remote_port = 0;
+};
+std::string PcpMappingName(const PcpMappingId& id);
+absl::StatusOr<PcpMappingId> ParsePcpMappingName(absl::string_view name, absl::string_view field);
 absl::StatusOr<StaticMappingId> ParseStaticMappingName(absl::string_view name,
                                                        absl::string_view field);
 

@@ -142,4 +142,31 @@ aftr::v1::StaticMapping StaticMappingToProto(const nat::StaticMapping& m) {
   return p;
 }
 
+aftr::v1::PcpMapping PcpMappingToProto(const pcp::PcpMappingView& m) {
+  aftr::v1::PcpMapping p;
+  const bool peer = m.opcode == pcp::Opcode::kPeer;
+  p.set_name(PcpMappingName(
+      {m.key.proto, m.public_addr, m.public_port, peer, m.remote_addr, m.remote_port}));
+  p.set_opcode(peer ? aftr::v1::PcpMapping::PEER : aftr::v1::PcpMapping::MAP);
+  p.set_b4_address(m.key.b4.ToString());
+  p.set_protocol(ProtocolToProto(m.key.proto));
+  p.set_inner_address(m.key.inner_addr.ToString());
+  p.set_inner_port(m.key.inner_port);
+  p.set_public_address(m.public_addr.ToString());
+  p.set_public_port(m.public_port);
+  if (peer) {
+    p.set_remote_address(m.remote_addr.ToString());
+    p.set_remote_port(m.remote_port);
+  }
+  p.set_lifetime_seconds(m.lifetime);
+  ToTimestamp(MonotonicToWall(m.expires_ns), p.mutable_expire_time());
+  for (const pcp::Filter& f : m.filters) {
+    aftr::v1::PcpMapping::Filter* out = p.add_filters();
+    Ipv4Prefix prefix{pcp::V4Of(f.remote_addr), f.prefix_length - 96};
+    out->set_remote_prefix(prefix.ToString());
+    out->set_remote_port(f.remote_port);
+  }
+  return p;
+}
+
 }  // namespace aftr::api

@@ -8,6 +8,7 @@
 #include "control/bpf/nat_state.h"
 #include "control/events/nat_event.h"
 #include "control/nat/static_mappings.h"
+#include "control/pcp/pcp_server.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace aftr::api {
@@ -30,6 +31,7 @@ aftr::v1::Session SessionToProto(const bpf::SessionRecord& r,
                                  const aftr::config::v1::Config& config);
 
 aftr::v1::StaticMapping StaticMappingToProto(const nat::StaticMapping& m);
+aftr::v1::PcpMapping PcpMappingToProto(const pcp::PcpMappingView& m);
 
 }  // namespace aftr::api
 

@@ -131,6 +131,7 @@ class Runner {
   int Blocks();
   int Pools();
   int Mappings();
+  int Pcp();
   int Stats();
   int Events();
   int Config();
@@ -150,6 +151,7 @@ int Runner::Run() {
   if (group == "blocks") return Blocks();
   if (group == "pools") return Pools();
   if (group == "mappings") return Mappings();
+  if (group == "pcp") return Pcp();
   if (group == "stats") return Stats();
   if (group == "events") return Events();
   if (group == "config") return Config();
@@ -317,6 +319,32 @@ int Runner::Mappings() {
   return Unary(req,
                [&](auto* ctx, const auto& r, auto* resp) {
                  return stub_->DeleteStaticMapping(ctx, r, resp);
+               },
+               std::function<std::string(const google::protobuf::Empty&)>(
+                   [&](const google::protobuf::Empty&) { return "deleted " + deleted + "\n"; }));
+}
+
+int Runner::Pcp() {
+  const std::string& verb = inv_.command->words[1];
+  if (verb == "list") {
+    return List(v1::ListPcpMappingsRequest(),
+                [&](auto* ctx, const auto& req, auto* resp) {
+                  return stub_->ListPcpMappings(ctx, req, resp);
+                },
+                std::function<std::string(const v1::ListPcpMappingsResponse&)>(
+                    [](const v1::ListPcpMappingsResponse& r) {
+                      return PcpMappingsTable(r.pcp_mappings(), absl::Now()) +
+                             ListFooter(r.pcp_mappings_size(), "PCP mappings", r.next_page_token());
+                    }));
+  }
+  absl::StatusOr<std::string> name = PcpMappingName(inv_.args[0]);
+  if (!name.ok()) return UsageError(name.status());
+  v1::DeletePcpMappingRequest req;
+  req.set_name(*name);
+  std::string deleted = *name;
+  return Unary(req,
+               [&](auto* ctx, const auto& r, auto* resp) {
+                 return stub_->DeletePcpMapping(ctx, r, resp);
                },
                std::function<std::string(const google::protobuf::Empty&)>(
                    [&](const google::protobuf::Empty&) { return "deleted " + deleted + "\n"; }));

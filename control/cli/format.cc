@@ -16,6 +16,7 @@ namespace aftr::cli {
 namespace {
 
 using aftr::v1::Event;
+using aftr::v1::PcpMapping;
 using aftr::v1::Pool;
 using aftr::v1::PortBlock;
 using aftr::v1::Session;
@@ -172,6 +173,29 @@ std::string StaticMappingsTable(const Repeated<StaticMapping>& mappings) {
   for (const StaticMapping& m : mappings) {
     t.AddRow({ProtocolText(m.protocol()), Endpoint(m.public_address(), m.public_port()),
               Endpoint(m.inner_address(), m.inner_port()), m.b4_address(), m.name()});
+  }
+  return t.Render();
+}
+
+std::string PcpMappingsTable(const Repeated<PcpMapping>& mappings, absl::Time now) {
+  Table t({{"OP"}, {"PROTO"}, {"PUBLIC"}, {"INNER"}, {"B4"}, {"PEER / FILTERS"}, {"EXPIRES"}, {"NAME"}});
+  for (const PcpMapping& m : mappings) {
+    std::string peers;
+    if (m.opcode() == PcpMapping::PEER) {
+      peers = Endpoint(m.remote_address(), m.remote_port());
+    } else {
+      std::vector<std::string> f;
+      for (const PcpMapping::Filter& x : m.filters()) {
+        f.push_back(x.remote_port() ? absl::StrCat(x.remote_prefix(), " port ", x.remote_port())
+                                    : x.remote_prefix());
+      }
+      peers = f.empty() ? "any" : absl::StrJoin(f, ", ");
+    }
+    absl::Duration left = ToTime(m.expire_time()) - now;
+    t.AddRow({m.opcode() == PcpMapping::PEER ? "peer" : "map", ProtocolText(m.protocol()),
+              Endpoint(m.public_address(), m.public_port()),
+              Endpoint(m.inner_address(), m.inner_port()), m.b4_address(), peers,
+              left <= absl::ZeroDuration() ? "now" : FormatSeconds(left), m.name()});
   }
   return t.Render();
 }

@@ -33,6 +33,7 @@ std::string SessionsTable(const Repeated<aftr::v1::Session>& sessions, absl::Tim
 std::string PortBlocksTable(const Repeated<aftr::v1::PortBlock>& blocks);
 std::string PoolsTable(const Repeated<aftr::v1::Pool>& pools);
 std::string StaticMappingsTable(const Repeated<aftr::v1::StaticMapping>& mappings);
+std::string PcpMappingsTable(const Repeated<aftr::v1::PcpMapping>& mappings, absl::Time now);
 
 // The line under a list: "3 sessions", plus how to get the rest when there is more.
 std::string ListFooter(int count, const std::string& noun, const std::string& next_page_token);

@@ -63,6 +63,16 @@ absl::StatusOr<std::string> PoolName(absl::string_view arg) {
   return absl::StrCat("pools/", rest.substr(0, sep), "-", parsed->length);
 }
 
+absl::StatusOr<std::string> PcpMappingName(absl::string_view arg) {
+  absl::string_view rest = arg;
+  absl::ConsumePrefix(&rest, "pcpMappings/");
+  if (rest.empty() || absl::StrContains(rest, '/')) {
+    return Bad("PCP mapping", arg,
+               "pcpMappings/{protocol}-{public_address}-{public_port}[-{remote_address}-{remote_port}]");
+  }
+  return absl::StrCat("pcpMappings/", rest);
+}
+
 absl::StatusOr<std::string> StaticMappingName(absl::string_view arg) {
   absl::string_view rest = arg;
   absl::ConsumePrefix(&rest, "staticMappings/");

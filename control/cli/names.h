@@ -25,6 +25,7 @@ absl::StatusOr<std::string> PoolName(absl::string_view arg);
 // "tcp-198.51.100.1-2000" or "staticMappings/tcp-198.51.100.1-2000" →
 // "staticMappings/tcp-198.51.100.1-2000".
 absl::StatusOr<std::string> StaticMappingName(absl::string_view arg);
+absl::StatusOr<std::string> PcpMappingName(absl::string_view arg);
 
 // A session's full name, subscribers/{b4}/sessions/{protocol}-{inner}-{port}; only its shape
 // is checked here.

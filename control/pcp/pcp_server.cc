@@ -432,9 +432,7 @@ Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source
     if (!NonceAllows(it->second.nonce, req.nonce, strict)) {
       return Fail(Result::kNotAuthorized, std::max<uint32_t>(1, Remaining(it->second, now)));
     }
-    a.assigned_port = ntohs(session.public_port);
-    a.assigned_addr = V4Mapped(Ipv4Address{ntohl(session.public_addr)});
-    Remove(it, "deleted");
+    Remove(it, "deleted");  // the reply keeps the suggested fields (section 15.1)
     Count(kMappingsDeleted);
     return a;
   }
@@ -470,7 +468,7 @@ Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source
     a.lifetime = lifetime;
     a.assigned_port = ntohs(session.public_port);
     a.assigned_addr = V4Mapped(Ipv4Address{ntohl(session.public_addr)});
-    if (filter_set) a.filters_echoed = req.filters;
+    a.filters_echoed = req.filters;  // all installed, or all cleared by prefix 0
     return a;
   }
 
@@ -541,7 +539,7 @@ Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source
   a.lifetime = lifetime;
   a.assigned_port = made->public_port;
   a.assigned_addr = V4Mapped(made->public_addr);
-  if (filter_set) a.filters_echoed = req.filters;
+  a.filters_echoed = req.filters;
   return a;
 }
 
