@@ -110,8 +110,7 @@ void RateLimiter::Configure(uint32_t rate, uint32_t burst) {
 }
 
 bool RateLimiter::Allow(const Ipv6Address& b4, uint64_t now_ns) {
-  std::string key(reinterpret_cast<const char*>(b4.bytes.data()), 16);
-  auto it = buckets_.find(key);
+  auto it = buckets_.find(b4.bytes);
   if (it == buckets_.end()) {
     if (buckets_.size() >= kMaxRateBuckets) {
       // Forget the buckets that are full again: they would allow a whole burst anyway.
@@ -120,7 +119,7 @@ bool RateLimiter::Allow(const Ipv6Address& b4, uint64_t now_ns) {
       });
       if (buckets_.size() >= kMaxRateBuckets) return false;  // a flood of sources
     }
-    it = buckets_.emplace(key, Bucket{static_cast<double>(burst_), now_ns}).first;
+    it = buckets_.emplace(b4.bytes, Bucket{static_cast<double>(burst_), now_ns}).first;
   }
   Bucket& b = it->second;
   b.tokens = std::min<double>(burst_, b.tokens + (now_ns - b.stamp_ns) / 1e9 * rate_);
@@ -242,6 +241,19 @@ uint32_t PcpServer::EpochLocked() const {
   return now > epoch_origin_ns_ ? static_cast<uint32_t>((now - epoch_origin_ns_) / kNsPerSecond) : 0;
 }
 
+bool PcpServer::InsideRanges(const aftr::config::v1::Config& cfg, Ipv4Address host) {
+  if (ranges_of_ != &cfg) {  // a reload: configurations live as long as the datapath
+    internal_ranges_.clear();
+    for (const std::string& text : cfg.pcp().internal_prefixes()) {
+      absl::StatusOr<Ipv4Prefix> p = ParseIpv4Prefix(text);
+      if (p.ok()) internal_ranges_.push_back(*p);
+    }
+    ranges_of_ = &cfg;
+  }
+  return std::any_of(internal_ranges_.begin(), internal_ranges_.end(),
+                     [&](const Ipv4Prefix& p) { return p.Contains(host); });
+}
+
 uint32_t PcpServer::Epoch() const {
   absl::ReaderMutexLock lock(&mu_);
   return EpochLocked();
@@ -305,12 +317,7 @@ Answer PcpServer::Serve(const Request& req, const Ipv6Address& source, uint16_t 
   // Plain mode: the host must be named, IPv4, and inside the configured ranges.
   if (!req.third_party || !IsV4Mapped(*req.third_party)) return Fail(Result::kNotAuthorized);
   const Ipv4Address host = V4Of(*req.third_party);
-  bool inside = false;
-  for (const std::string& text : cfg.pcp().internal_prefixes()) {
-    absl::StatusOr<Ipv4Prefix> p = ParseIpv4Prefix(text);
-    if (p.ok() && p->Contains(host)) inside = true;
-  }
-  if (!inside) return Fail(Result::kNotAuthorized);
+  if (!InsideRanges(cfg, host)) return Fail(Result::kNotAuthorized);
 
   SessionKey key;
   key.b4 = source;
@@ -451,10 +458,14 @@ Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source
       return Fail(Result::kNotAuthorized, std::max<uint32_t>(1, Remaining(it->second, now)));
     }
     // Filters first closed, then written, then opened: never a moment open to everyone.
+    // (Neither before nor after: nothing to write.)
     if (filtered && !(session.flags & AFTR_SESSION_FILTERED)) {
       (void)nat::SetSessionFlags(*datapath_, key, AFTR_SESSION_FILTERED, false);
     }
-    if (!WriteFilters(session, key.proto, req.filters).ok()) return Fail(Result::kNoResources);
+    if ((filtered || (session.flags & AFTR_SESSION_FILTERED)) &&
+        !WriteFilters(session, key.proto, req.filters).ok()) {
+      return Fail(Result::kNoResources);
+    }
     if (!filtered && (session.flags & AFTR_SESSION_FILTERED)) {
       (void)nat::SetSessionFlags(*datapath_, key, AFTR_SESSION_FILTERED, true);
     }

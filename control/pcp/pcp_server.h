@@ -65,7 +65,7 @@ class RateLimiter {
     uint64_t stamp_ns;
   };
   uint32_t rate_, burst_;
-  absl::flat_hash_map<std::string, Bucket> buckets_;  // key: the 16 address bytes
+  absl::flat_hash_map<std::array<uint8_t, 16>, Bucket> buckets_;  // key: the B4 address
 };
 
 // The B4s that ever held a mapping, remembered in a file (one address per line, appended)
@@ -170,6 +170,9 @@ class PcpServer {
   bool AnyPeerHolds(const aftr_session_out_key& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int MapCount(const Ipv6Address& b4) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t EpochLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Whether `host` lies in pcp.internal_prefixes (parsed once per configuration).
+  bool InsideRanges(const aftr::config::v1::Config& cfg, Ipv4Address host)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Count(Counter c, uint64_t n = 1) { counters_[c].fetch_add(n, std::memory_order_relaxed); }
 
   bpf::Datapath* datapath_;
@@ -182,6 +185,8 @@ class PcpServer {
   uint64_t epoch_origin_ns_ ABSL_GUARDED_BY(mu_) = 0;
   Records records_ ABSL_GUARDED_BY(mu_);
   RateLimiter limiter_ ABSL_GUARDED_BY(mu_);
+  const aftr::config::v1::Config* ranges_of_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<Ipv4Prefix> internal_ranges_ ABSL_GUARDED_BY(mu_);
 
   std::array<std::atomic<uint64_t>, kCounterCount> counters_ = {};
   std::array<std::atomic<uint64_t>, kResultCount> results_ = {};
