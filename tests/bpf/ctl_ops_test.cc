@@ -255,7 +255,7 @@ aftr_dp_config SmallBlocks() {
   return cfg;
 }
 
-TEST_CASE("ctl: a block marked releasing gets no new session; released, its slot and bit go "
+TEST_CASE("ctl: a block marked releasing gets no new session, and once released its slot and bit go "
           "together and the data plane reuses the slot",
           "[ctl][blocks][release]") {
   Harness h(SmallBlocks());

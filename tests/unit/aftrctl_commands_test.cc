@@ -254,7 +254,7 @@ TEST_CASE("aftrctl: sessions list prints one page and says how to get more", "[a
   CHECK(fake.service().list_requests_[0].page_token().empty());
 }
 
-TEST_CASE("aftrctl: --all walks every page; --json gives one object with all items",
+TEST_CASE("aftrctl: --all walks every page, and --json gives one object with all items",
           "[aftrctl]") {
   FakeServer fake;
   FakeServer::Result r = fake.Run({"--json", "sessions", "list", "--all", "--page_size", "2"});

@@ -79,7 +79,7 @@ TwoBlocks MakeTwoBlocks(Datapath& dp, RecordingSink& sink) {
   return t;
 }
 
-TEST_CASE("release: every session on the block goes with an SD, then the block with a BR; "
+TEST_CASE("release: every session on the block goes with an SD, then the block with a BR, and "
           "the other block is untouched",
           "[release]") {
   auto dp = MustCreate(WithPools(TestConfig(FreshPinPath()), {"198.51.100.1/32"}));
