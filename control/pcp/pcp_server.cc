@@ -393,6 +393,7 @@ bool PcpServer::Store(const aftr_pcp_key& key, const aftr_pcp_mapping& value) {
     return false;
   }
   records_[key] = value;
+  next_expiry_ns_ = std::min<uint64_t>(next_expiry_ns_, value.expires_ns);
   return true;
 }
 
@@ -676,10 +677,17 @@ void PcpServer::Remove(Records::iterator it, const char* why) {
 int PcpServer::ExpireDue() {
   absl::MutexLock lock(&mu_);
   const uint64_t now = now_();
+  if (now < next_expiry_ns_) return 0;
   std::vector<aftr_pcp_key> due;
+  uint64_t next = UINT64_MAX;
   for (const auto& [k, m] : records_) {
-    if (m.expires_ns <= now) due.push_back(k);
+    if (m.expires_ns <= now) {
+      due.push_back(k);
+    } else {
+      next = std::min<uint64_t>(next, m.expires_ns);
+    }
   }
+  next_expiry_ns_ = next;
   for (const aftr_pcp_key& k : due) {
     auto it = records_.find(k);
     if (it == records_.end()) continue;

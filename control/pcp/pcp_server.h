@@ -184,6 +184,8 @@ class PcpServer {
   mutable absl::Mutex mu_;
   uint64_t epoch_origin_ns_ ABSL_GUARDED_BY(mu_) = 0;
   Records records_ ABSL_GUARDED_BY(mu_);
+  // No record expires before this (a lower bound): ExpireDue scans only once it has passed.
+  uint64_t next_expiry_ns_ ABSL_GUARDED_BY(mu_) = 0;
   RateLimiter limiter_ ABSL_GUARDED_BY(mu_);
   const aftr::config::v1::Config* ranges_of_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<Ipv4Prefix> internal_ranges_ ABSL_GUARDED_BY(mu_);
