@@ -213,7 +213,7 @@ grpc::Status AftrServiceImpl::ListSessions(grpc::ServerContext*,
     return filter->MatchB4(r.key.b4.bytes.data()) &&
            filter->MatchInner(r.key.inner_addr.host_order, r.key.inner_port) &&
            filter->MatchPublic(r.public_addr.host_order, r.public_port) &&
-           filter->MatchProto(r.key.proto) && filter->MatchKind(r.is_static);
+           filter->MatchProto(r.key.proto) && filter->MatchKind(static_cast<int>(r.kind));
   };
 
   // A walk reads the table once, keeps the sorted keys of what matched, and serves every

@@ -221,16 +221,20 @@ absl::StatusOr<Filter> ParseFilter(absl::string_view text, uint32_t allowed) {
       s = SetOnce(&f.proto, proto, name);
       canonical.push_back(absl::StrCat("proto=", proto));
     } else if (name == "kind" && (allowed & kFilterKind)) {
-      bool is_static;
-      if (absl::EqualsIgnoreCase(*value, "static")) {
-        is_static = true;
-      } else if (absl::EqualsIgnoreCase(*value, "dynamic")) {
-        is_static = false;
+      // Values as bpf::SessionKind: 0 dynamic, 1 static, 2 pcp.
+      int kind;
+      if (absl::EqualsIgnoreCase(*value, "dynamic")) {
+        kind = 0;
+      } else if (absl::EqualsIgnoreCase(*value, "static")) {
+        kind = 1;
+      } else if (absl::EqualsIgnoreCase(*value, "pcp")) {
+        kind = 2;
       } else {
-        return FilterError(absl::StrCat("kind: \"", Shown(*value), "\" is not static or dynamic"));
+        return FilterError(
+            absl::StrCat("kind: \"", Shown(*value), "\" is not dynamic, static or pcp"));
       }
-      s = SetOnce(&f.is_static, is_static, name);
-      canonical.push_back(absl::StrCat("static=", is_static));
+      s = SetOnce(&f.kind, kind, name);
+      canonical.push_back(absl::StrCat("kind=", kind));
     } else if (name == "type" && (allowed & kFilterEventType)) {
       aftr::v1::Event::Type type;
       if (!aftr::v1::Event::Type_Parse(absl::AsciiStrToUpper(*value), &type) ||

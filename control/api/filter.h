@@ -32,7 +32,7 @@ struct Filter {
   std::optional<Ipv4Prefix> public_addr;
   std::optional<uint16_t> public_port;
   std::optional<uint8_t> proto;
-  std::optional<bool> is_static;
+  std::optional<int> kind;  // static_cast<int>(bpf::SessionKind)
   std::optional<int> event_type;  // aftr::v1::Event::Type
   // A normalized form: equal for filters that select the same things (binds page tokens).
   std::string canonical;
@@ -41,7 +41,7 @@ struct Filter {
   bool MatchInner(uint32_t addr_host, uint16_t port) const;
   bool MatchPublic(uint32_t addr_host, uint16_t port) const;
   bool MatchProto(uint8_t p) const { return !proto || *proto == p; }
-  bool MatchKind(bool static_mapping) const { return !is_static || *is_static == static_mapping; }
+  bool MatchKind(int session_kind) const { return !kind || *kind == session_kind; }
 };
 
 // Errors are InvalidArgument and start with "filter: ".

@@ -114,7 +114,11 @@ aftr::v1::Session SessionToProto(const bpf::SessionRecord& r,
   s.set_inner_port(r.key.inner_port);
   s.set_public_address(r.public_addr.ToString());
   s.set_public_port(r.public_port);
-  s.set_kind(r.is_static ? aftr::v1::Session::STATIC : aftr::v1::Session::DYNAMIC);
+  switch (r.kind) {
+    case bpf::SessionKind::kDynamic: s.set_kind(aftr::v1::Session::DYNAMIC); break;
+    case bpf::SessionKind::kStatic: s.set_kind(aftr::v1::Session::STATIC); break;
+    case bpf::SessionKind::kPcp: s.set_kind(aftr::v1::Session::PCP); break;
+  }
   switch (r.tcp_state) {
     case bpf::TcpState::kNotTcp: break;
     case bpf::TcpState::kTransitory: s.set_tcp_state(aftr::v1::Session::TRANSITORY); break;
@@ -122,7 +126,7 @@ aftr::v1::Session SessionToProto(const bpf::SessionRecord& r,
     case bpf::TcpState::kClosed: s.set_tcp_state(aftr::v1::Session::CLOSED); break;
   }
   ToTimestamp(MonotonicToWall(r.last_seen_ns), s.mutable_last_active_time());
-  if (!r.is_static) {
+  if (r.kind == bpf::SessionKind::kDynamic) {  // the others end when their owner says
     uint64_t timeout =
         nat::SessionTimeoutNs(config.timeouts(), r.key.proto, r.out_tcp_flags, r.in_tcp_flags);
     ToTimestamp(MonotonicToWall(r.last_seen_ns + timeout), s.mutable_expire_time());

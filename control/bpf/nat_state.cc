@@ -38,7 +38,9 @@ SessionRecord FromOut(const aftr_session_out_key& k, const aftr_session_out& v) 
   r.key = KeyOf(k);
   r.public_addr.host_order = ntohl(v.public_addr);
   r.public_port = ntohs(v.public_port);
-  r.is_static = (v.flags & AFTR_SESSION_STATIC) != 0;
+  r.kind = (v.flags & AFTR_SESSION_STATIC)                              ? SessionKind::kStatic
+           : (v.flags & (AFTR_SESSION_PCP_MAP | AFTR_SESSION_PCP_PEER)) ? SessionKind::kPcp
+                                                                      : SessionKind::kDynamic;
   r.out_tcp_flags = v.tcp_flags;
   r.last_seen_ns = v.last_seen_ns;
   return r;

@@ -17,11 +17,14 @@
 
 namespace aftr::bpf {
 
+// Who ends a session: idleness (dynamic), the operator (static), a PCP lifetime (pcp).
+enum class SessionKind { kDynamic, kStatic, kPcp };
+
 struct SessionRecord {
   SessionKey key;
   Ipv4Address public_addr;
   uint16_t public_port = 0;
-  bool is_static = false;
+  SessionKind kind = SessionKind::kDynamic;
   uint8_t out_tcp_flags = 0;  // TCP flags seen from the subscriber (for SessionTimeoutNs)
   uint8_t in_tcp_flags = 0;   // ... and from the Internet
   TcpState tcp_state = TcpState::kNotTcp;

@@ -54,9 +54,10 @@ std::string TcpStateText(const Session& s) {
   }
 }
 
-// Idle expiry as time left; static mappings never expire.
+// Idle expiry as time left; static mappings never expire, PCP ones when their lifetime ends.
 std::string ExpiresText(const Session& s, absl::Time now) {
   if (s.kind() == Session::STATIC) return "never";
+  if (s.kind() == Session::PCP) return "pcp";
   if (!s.has_expire_time()) return "-";
   absl::Duration left = ToTime(s.expire_time()) - now;
   return left <= absl::ZeroDuration() ? "now" : FormatSeconds(left);

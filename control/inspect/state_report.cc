@@ -70,7 +70,7 @@ absl::StatusOr<std::string> SessionsTable(const bpf::MapFds& fds) {
   uint64_t now = MonotonicCoarseNs();
   std::string out = absl::StrFormat("%-5s %-28s %-21s %-21s %6s\n", "PROTO", "B4", "INNER",
                                     "PUBLIC", "IDLE_S");
-  // A static mapping (port forward) is marked after its idle time.
+  // A static or PCP mapping (port forward) or a PCP PEER hold is marked after its idle time.
   for (size_t i = 0; i < keys.size(); ++i) {
     const aftr_session_out_key& k = keys[i];
     const aftr_session_out& v = values[i];
@@ -79,7 +79,10 @@ absl::StatusOr<std::string> SessionsTable(const bpf::MapFds& fds) {
                           B4String(k.b4),
                           absl::StrCat(V4String(k.inner_addr), ":", ntohs(k.inner_port)),
                           absl::StrCat(V4String(v.public_addr), ":", ntohs(v.public_port)), idle,
-                          (v.flags & AFTR_SESSION_STATIC) ? " static" : "");
+                          (v.flags & AFTR_SESSION_STATIC)     ? " static"
+                          : (v.flags & AFTR_SESSION_PCP_MAP)  ? " pcp-map"
+                          : (v.flags & AFTR_SESSION_PCP_PEER) ? " pcp-peer"
+                                                              : "");
   }
   absl::StrAppendFormat(&out, "%d sessions\n", keys.size());
   return out;
