@@ -103,17 +103,27 @@ aftr::v1::Subscriber SubscriberToProto(const bpf::SubscriberRecord& r,
   return s;
 }
 
+namespace {
+
+// The fields every translated flow shows (sessions, static and PCP mappings).
+template <typename Proto>
+void SetTranslation(Proto* p, const SessionKey& key, Ipv4Address public_addr, uint16_t public_port) {
+  p->set_b4_address(key.b4.ToString());
+  p->set_protocol(ProtocolToProto(key.proto));
+  p->set_inner_address(key.inner_addr.ToString());
+  p->set_inner_port(key.inner_port);
+  p->set_public_address(public_addr.ToString());
+  p->set_public_port(public_port);
+}
+
+}  // namespace
+
 aftr::v1::Session SessionToProto(const bpf::SessionRecord& r,
                                  const aftr::config::v1::Config& config) {
   aftr::v1::Session s;
   s.set_name(SessionName(r.key));
   s.set_subscriber(SubscriberName(r.key.b4));
-  s.set_b4_address(r.key.b4.ToString());
-  s.set_protocol(ProtocolToProto(r.key.proto));
-  s.set_inner_address(r.key.inner_addr.ToString());
-  s.set_inner_port(r.key.inner_port);
-  s.set_public_address(r.public_addr.ToString());
-  s.set_public_port(r.public_port);
+  SetTranslation(&s, r.key, r.public_addr, r.public_port);
   switch (r.kind) {
     case bpf::SessionKind::kDynamic: s.set_kind(aftr::v1::Session::DYNAMIC); break;
     case bpf::SessionKind::kStatic: s.set_kind(aftr::v1::Session::STATIC); break;
@@ -137,12 +147,7 @@ aftr::v1::Session SessionToProto(const bpf::SessionRecord& r,
 aftr::v1::StaticMapping StaticMappingToProto(const nat::StaticMapping& m) {
   aftr::v1::StaticMapping p;
   p.set_name(StaticMappingName({m.key.proto, m.public_addr, m.public_port}));
-  p.set_b4_address(m.key.b4.ToString());
-  p.set_protocol(ProtocolToProto(m.key.proto));
-  p.set_inner_address(m.key.inner_addr.ToString());
-  p.set_inner_port(m.key.inner_port);
-  p.set_public_address(m.public_addr.ToString());
-  p.set_public_port(m.public_port);
+  SetTranslation(&p, m.key, m.public_addr, m.public_port);
   return p;
 }
 
@@ -152,12 +157,7 @@ aftr::v1::PcpMapping PcpMappingToProto(const pcp::PcpMappingView& m) {
   p.set_name(PcpMappingName(
       {m.key.proto, m.public_addr, m.public_port, peer, m.remote_addr, m.remote_port}));
   p.set_opcode(peer ? aftr::v1::PcpMapping::PEER : aftr::v1::PcpMapping::MAP);
-  p.set_b4_address(m.key.b4.ToString());
-  p.set_protocol(ProtocolToProto(m.key.proto));
-  p.set_inner_address(m.key.inner_addr.ToString());
-  p.set_inner_port(m.key.inner_port);
-  p.set_public_address(m.public_addr.ToString());
-  p.set_public_port(m.public_port);
+  SetTranslation(&p, m.key, m.public_addr, m.public_port);
   if (peer) {
     p.set_remote_address(m.remote_addr.ToString());
     p.set_remote_port(m.remote_port);
