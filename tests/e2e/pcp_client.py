@@ -31,6 +31,7 @@ import time
 
 VERSION = 2
 PORT = 5351
+CLIENT_PORT = 5350  # where a server sends unsolicited responses (RFC 6887 8.1, 14.1.3)
 MAX_SIZE = 1100
 
 OP_ANNOUNCE = 0
@@ -353,7 +354,8 @@ def hexdump(data, indent="    "):
 class Client:
     """UDP client for one source address. `sock` may be a socket made elsewhere (e.g. in
     another network namespace); otherwise one is made and bound to (source, 0).
-    Every exchange is appended to self.log as (label, sent, received-or-None)."""
+    Every exchange is appended to self.log as (label, sent, received-or-None); self.sent and
+    self.received count the datagrams sent to the server and received from it."""
 
     def __init__(self, server, port=PORT, source=None, sock=None, family=None, label=""):
         if family is None:
@@ -367,6 +369,8 @@ class Client:
         self.sock = sock
         self.source = source or sock.getsockname()[0]
         self.log = []
+        self.sent = 0
+        self.received = 0
 
     def close(self):
         self.sock.close()
@@ -383,6 +387,7 @@ class Client:
                 except OSError as e:  # a pending ICMP error from an earlier send
                     self.log.append((self.label + " stale error: %s" % e, None, None))
                     continue
+                self.received += 1
                 self.log.append((self.label + " stale", None, data))
         finally:
             self.sock.setblocking(True)
@@ -390,6 +395,7 @@ class Client:
     def send(self, data):
         self.drain()
         self.sock.sendto(data, self.server)
+        self.sent += 1
 
     def recv(self, timeout):
         """The next datagram from the server within timeout seconds, or None."""
@@ -407,6 +413,7 @@ class Client:
                 self.log.append((self.label + " error: %s" % e, None, None))
                 return None
             if src[1] == self.server[1]:
+                self.received += 1
                 return data
             self.log.append((self.label + " from %s" % (src,), None, data))
 
@@ -515,6 +522,7 @@ def _selftest():
     got = cli.recv(2)
     ok(got is not None and decode_response(got).epoch == 3, "client got the reply")
     ok(cli.recv(0.1) is None, "silence is None")
+    ok((cli.sent, cli.received) == (1, 1), "one sent, one received")
     srv.close()
     cli.close()
     return checks
