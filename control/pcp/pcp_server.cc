@@ -146,7 +146,8 @@ absl::StatusOr<std::unique_ptr<KnownClients>> KnownClients::Open(const std::stri
     absl::MutexLock lock(&kc->mu_);
     std::ifstream in(path);
     std::string line;
-    while (std::getline(in, line) && kc->order_.size() < limit) {
+    // Every whole line ends in a newline: a last line without one was torn by a crash.
+    while (std::getline(in, line) && !in.eof() && kc->order_.size() < limit) {
       absl::StatusOr<Ipv6Address> a = ParseIpv6(line);
       if (!a.ok()) continue;  // a torn last line after a crash
       std::string key(reinterpret_cast<const char*>(a->bytes.data()), 16);
@@ -823,8 +824,10 @@ void PcpListener::SendAnnouncements(uint64_t now_ns) {
     to.sin6_port = htons(kClientPort);
     std::memcpy(&to.sin6_addr, b4.bytes.data(), 16);
     // From the first listen address (the one the B4s are given).
-    (void)sendto(sockets_.front().first, msg.data(), msg.size(), 0,
-                 reinterpret_cast<sockaddr*>(&to), sizeof(to));
+    if (sendto(sockets_.front().first, msg.data(), msg.size(), 0,
+               reinterpret_cast<sockaddr*>(&to), sizeof(to)) == static_cast<ssize_t>(msg.size())) {
+      server_->NoteUnsolicitedSent(1);
+    }
   }
   ++announce_round_;
   if (announce_round_ >= kAnnounceRounds) {

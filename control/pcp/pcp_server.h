@@ -142,6 +142,8 @@ class PcpServer {
                       uint16_t remote_port);
 
   std::array<uint64_t, kCounterCount> counters() const;
+  // The listener's unsolicited ANNOUNCEs, counted with the rest.
+  void NoteUnsolicitedSent(uint64_t n) { Count(kUnsolicitedSent, n); }
   std::array<uint64_t, kResultCount> results() const;  // responses sent, by result code
 
  private:

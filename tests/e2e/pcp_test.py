@@ -1843,11 +1843,6 @@ def c_unsolicited_counter():
     st = stats()
     want = 5 * known
     got = st.get("pcp_unsolicited_sent")
-    if got == 0 and getattr(S, "unsolicited", 0) > 0:
-        # A known server bug (reported): PcpListener::SendAnnouncements sends them but never
-        # counts them (no Count(kUnsolicitedSent) anywhere). Any other wrong value fails.
-        raise Skip("KNOWN SERVER BUG: pcp_unsolicited_sent is 0, want %d (5 rounds to the %d "
-                   "B4s of the clients file; b4a received %d)" % (want, known, S.unsolicited))
     expect(got == want, "pcp_unsolicited_sent %s, want %d (5 rounds to the %d B4s of %s)" % (
         got, want, known, CLIENTS_FILE))
     return "%d" % want
