@@ -379,8 +379,8 @@ class Validator {
       Error("pcp.nonce_check", absl::StrCat(static_cast<int>(pcp.nonce_check()),
                                             " is not a known nonce check"));
     }
-    if (pcp.max_mappings() > kMaxPcpMappingsLimit) {
-      Error("pcp.max_mappings", absl::StrCat(pcp.max_mappings(), " is more than ", kMaxPcpMappingsLimit));
+    if (pcp.max_mappings() < 1 || pcp.max_mappings() > kMaxPcpMappingsLimit) {
+      Error("pcp.max_mappings", absl::StrCat(pcp.max_mappings(), " is not in 1..", kMaxPcpMappingsLimit));
     }
     for (int i = 0; i < pcp.internal_prefixes_size(); ++i) {
       absl::StatusOr<Ipv4Prefix> prefix = ParseIpv4Prefix(pcp.internal_prefixes(i));

@@ -199,6 +199,15 @@ TEST_CASE("reload: changed fields and those that need a restart", "[api]") {
                                             "timeouts.udp", "tables.max_sessions"});
   CHECK(config::NonLiveFields(changed) ==
         std::vector<std::string>{"port_blocks.block_size", "tables.max_sessions"});
+  // PCP: the listener and the sized maps need a restart, lifetimes and quotas do not.
+  config::v1::Config pcp = before;
+  pcp.mutable_pcp()->set_enabled(true);
+  pcp.mutable_pcp()->set_port(15351);
+  pcp.mutable_pcp()->set_max_mappings(1000);
+  pcp.mutable_pcp()->set_min_lifetime(60);
+  pcp.mutable_pcp()->set_max_mappings_per_subscriber(8);
+  CHECK(config::NonLiveFields(config::ChangedFields(before, pcp)) ==
+        std::vector<std::string>{"pcp.enabled", "pcp.port", "pcp.max_mappings"});
 }
 
 }  // namespace

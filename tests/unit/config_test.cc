@@ -337,6 +337,54 @@ TEST_CASE("tables rules", "[config]") {
   ExpectValid([](Config& c) { c.mutable_tables()->set_max_subscribers(1u << 24); });
 }
 
+TEST_CASE("pcp defaults: off, on the softwire addresses, RFC 6887 lifetimes, strict nonces",
+          "[config]") {
+  const Config c = Minimal();
+  CHECK_FALSE(c.pcp().enabled());
+  REQUIRE(c.pcp().listen_addresses_size() == 1);
+  CHECK(c.pcp().listen_addresses(0) == "2001:db8:ffff::1");
+  CHECK(c.pcp().port() == 5351);
+  CHECK(c.pcp().min_lifetime() == 120);
+  CHECK(c.pcp().max_lifetime() == 86400);
+  CHECK(c.pcp().nonce_check() == aftr::config::v1::NONCE_CHECK_STRICT);
+  CHECK(c.pcp().max_mappings_per_subscriber() == 64);
+  CHECK(c.pcp().internal_prefixes_size() == 5);
+  CHECK(c.pcp().requests_per_second() == 20);
+  CHECK(c.pcp().request_burst() == 40);
+  CHECK(c.pcp().clients_file() == "/var/lib/aftrd/pcp-clients");
+  CHECK(c.pcp().max_mappings() == 65536);
+  // Explicit values stay.
+  absl::StatusOr<Config> e = ParseConfig(absl::StrCat(
+      kMinimal, R"pb(pcp { enabled: true listen_addresses: "2001:db8:ffff::2" port: 15351
+                        nonce_check: NONCE_CHECK_RELAXED internal_prefixes: "192.0.2.0/24" })pb"));
+  REQUIRE(e.ok());
+  CHECK(e->pcp().listen_addresses(0) == "2001:db8:ffff::2");
+  CHECK(e->pcp().port() == 15351);
+  CHECK(e->pcp().nonce_check() == aftr::config::v1::NONCE_CHECK_RELAXED);
+  REQUIRE(e->pcp().internal_prefixes_size() == 1);
+}
+
+TEST_CASE("pcp rules", "[config]") {
+  ExpectParseInvalid("pcp { listen_addresses: \"2001:db8::zz\" }", {"pcp.listen_addresses[0]"});
+  ExpectParseInvalid("pcp { listen_addresses: \"ff02::1\" }",
+                     {"pcp.listen_addresses[0]", "not a unicast"});
+  ExpectParseInvalid("pcp { port: 70000 }", {"pcp.port", "70000"});
+  ExpectParseInvalid("pcp { min_lifetime: 600 max_lifetime: 300 }",
+                     {"pcp.min_lifetime", "600", "pcp.max_lifetime (300)"});
+  ExpectParseInvalid("pcp { max_lifetime: 604801 }", {"pcp.max_lifetime", "604801"});
+  ExpectParseInvalid("pcp { internal_prefixes: \"192.0.2.1/24\" }", {"pcp.internal_prefixes[0]"});
+  ExpectParseInvalid("pcp { clients_file: \"pcp-clients\" }", {"pcp.clients_file", "absolute"});
+  ExpectParseInvalid("pcp { max_mappings: 4194305 }", {"pcp.max_mappings", "4194305"});
+  ExpectInvalid([](Config& c) { c.mutable_pcp()->set_max_mappings(0); }, {"pcp.max_mappings"});
+  ExpectInvalid([](Config& c) { c.mutable_pcp()->set_request_burst(0); }, {"pcp.request_burst"});
+  ExpectInvalid([](Config& c) { c.mutable_pcp()->set_nonce_check(static_cast<aftr::config::v1::NonceCheck>(7)); },
+                {"pcp.nonce_check"});
+  ExpectValid([](Config& c) {
+    c.mutable_pcp()->set_enabled(true);
+    c.mutable_pcp()->set_min_lifetime(2);
+  });
+}
+
 TEST_CASE("paths rules", "[config]") {
   ExpectInvalid([](Config& c) { c.clear_log_file(); }, {"log_file", "required"});
   ExpectInvalid([](Config& c) { c.set_log_file("events.log"); },
