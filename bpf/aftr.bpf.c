@@ -24,6 +24,10 @@ const volatile struct aftr_dp_config aftr_cfg = {};
 #define TCPOPT_NOP 1
 #define TCPOPT_MSS 2
 
+/* l4_parse, inbound only: an ICMP error, translated by the packet it quotes (icmp_error_in).
+ * Positive, so it is neither 0 nor a drop reason; never returned to the entry point. */
+#define L4_ICMP_ERROR 1
+
 /* The translatable part of a packet: where its port (or ICMP echo id) and L4 checksum are. */
 struct l4_view {
 	__be16 *port;     /* source port outbound, destination port inbound */
@@ -68,9 +72,14 @@ static __always_inline int l4_parse(struct iphdr *iph, __u32 ihl, void *end, int
 		struct icmphdr *ic = parse_icmp(l4, end);
 		if (!ic || l4_len < sizeof(*ic))
 			return DROP(DROP_MALFORMED_L4);
-		/* Echo is translated by its identifier (RFC 5508 section 3.1); errors are not yet. */
-		if (ic->type != (outbound ? ICMP_ECHO : ICMP_ECHOREPLY))
+		/* Echo is translated by its identifier (RFC 5508 section 3.1); errors from the
+		 * Internet by the packet they quote (icmp_error_in), errors from a B4 not yet. */
+		if (ic->type != (outbound ? ICMP_ECHO : ICMP_ECHOREPLY)) {
+			if (!outbound && (ic->type == ICMP_DEST_UNREACH || ic->type == ICMP_TIME_EXCEEDED ||
+					  ic->type == ICMP_PARAMETERPROB))
+				return L4_ICMP_ERROR;
 			return DROP(DROP_UNSUPPORTED_ICMP);
+		}
 		v->port = &ic->un.echo.id;
 		v->check = (__u16 *)&ic->checksum;
 		return 0;
@@ -316,6 +325,191 @@ static __noinline int pcp_filter_allows(struct aftr_session_in_key *ik, __be32 s
 	return 0;
 }
 
+/* Whether the Internet peer (addr, port) may reach the session `s` found under `ik`: the
+ * rule aftr_from_internet applies (written out there, where a shared copy cost the entry
+ * point 8 bytes of stack, and it has none to spare under the verifier's 512-byte limit). */
+static __always_inline int in_filter_allows(struct aftr_session_in_key *ik,
+					    const struct aftr_session_in *s, __be32 addr,
+					    __be16 port)
+{
+	if (s->tcp_flags & AFTR_SESSION_FILTERED)
+		return pcp_filter_allows(ik, addr, port);
+	if (aftr_cfg.filtering == AFTR_FILTER_ADDRESS_DEPENDENT &&
+	    !(s->tcp_flags & AFTR_SESSION_FORWARD)) {
+		struct aftr_filter_key fk = { .public_addr = ik->public_addr,
+					      .remote_addr = addr,
+					      .public_port = ik->public_port,
+					      .proto = ik->proto };
+		return bpf_map_lookup_elem(&aftr_filter_peers, &fk) != NULL;
+	}
+	return 1;
+}
+
+/* The end of every packet toward a B4, once its IPv4 packet (`inner_len` bytes after the
+ * Ethernet header) is translated: encapsulated from the softwire address the B4 talks to,
+ * then out by the session's cached next hop or a FIB lookup. */
+static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter_row *ctr,
+					 struct aftr_session_in *s, __u16 inner_len, __u64 now)
+{
+	int rc = sw_encap(ctx, s->b4, s->softwire_index, inner_len);
+	if (rc)
+		return rc;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	if ((void *)(ip6 + 1) > end)
+		return DROP(DROP_INTERNAL);
+
+	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
+	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
+	if (smac)
+		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
+	struct bpf_fib_lookup p = {
+		.family = AF_INET6,
+		.l4_protocol = IPPROTO_IPIP,
+		.tot_len = sizeof(*ip6) + inner_len,
+	};
+	__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
+	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
+	rc = fib_lookup(ctx, &p);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_failure(rc, ctr);
+	fib_cache_store(&s->fib, &p, now_tick);
+	return fib_send(ctx, eth, &p, ctr);
+}
+
+/* Internet → B4, an ICMP error (destination unreachable, time exceeded, parameter problem)
+ * about a packet we translated out, as RFC 5508 section 4 has a NAT do (RFC 6333 makes the
+ * AFTR's NAT follow it). The quoted packet left from (public address, public port or echo
+ * id); its session gives the host, and the error goes to it with the quoted packet
+ * translated back as the host sent it:
+ *
+ *   outer destination          public address -> inner address (IPv4 header checksum)
+ *   quoted source, port or id  public -> inner (quoted IPv4 checksum; quoted TCP/UDP checksum
+ *                              if quoted, a UDP 0 staying 0; echo checksum for the id)
+ *   ICMP checksum              for every quoted byte changed (it has no pseudo header)
+ *   outer TTL                  - 1
+ *
+ * then encapsulated toward the B4 exactly like a translated packet (in_encap_send). Type,
+ * code and the rest of the ICMP header are left alone: a "fragmentation needed" keeps its
+ * next-hop MTU, which describes the IPv4 path beyond us. Not done yet: clamping that MTU to
+ * what fits through the softwire (its IPv6 path MTU less the 40-byte header we push), for
+ * a router reporting more than the tunnel carries.
+ *
+ * An error never creates a session and never refreshes one (RFC 5508: errors must not keep
+ * mappings alive, or a stream of forged errors would). Filtering applies to the peer the
+ * quoted packet was sent to, never to the error's source: that is a router on the path (or
+ * the peer itself), which the mapping has not sent to and need not have. So an error passes
+ * where the peer's own reply would, and a forger must name a live mapping and a peer it talks
+ * to. The ICMP checksum is not verified (RFC 5508 REQ-3 would have it checked; the quote
+ * may be up to 548 bytes): updated incrementally, a wrong checksum stays wrong, and the host
+ * drops the error instead.
+ *
+ * Out of line, reached only by ICMP errors, and given nothing but ctx and ctr: the entry
+ * point's stack stays as it was (the verifier's 512-byte limit covers the deepest call
+ * chain, and session creation's already reaches it). in_encap_send is inlined here a second
+ * time, the price of leaving the established inbound path without a call. */
+static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row *ctr)
+{
+	/* Found again from ctx: arguments the caller keeps live would cost it stack. */
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct iphdr *iph = data + sizeof(struct ethhdr);
+	if ((void *)(iph + 1) > end)
+		return DROP(DROP_INTERNAL);
+	__u32 ihl = iph->ihl * 4;
+	struct icmphdr *ic = (void *)iph + (ihl & 0x3c);
+	if ((void *)(ic + 1) > end)
+		return DROP(DROP_INTERNAL);
+	struct iphdr *q = (void *)(ic + 1);
+	/* The quoted bytes within the IPv4 packet, not the frame (l4_parse checked that the
+	 * ICMP header fits, so this does not wrap). */
+	__u32 quoted = bpf_ntohs(iph->tot_len) - ihl - sizeof(*ic);
+
+	if ((void *)(q + 1) > end || quoted < sizeof(*q))
+		return DROP(DROP_ICMP_ERROR_MALFORMED);
+	__u32 qihl = q->ihl * 4;
+	/* A whole IPv4 header and the 8 bytes after it (RFC 792), which hold the ports; a
+	 * fragment past the first has no L4 header to find the session by. */
+	if (q->version != 4 || qihl < sizeof(*q) || quoted < qihl + 8 ||
+	    (q->frag_off & bpf_htons(IPV4_FRAG_OFFSET)))
+		return DROP(DROP_ICMP_ERROR_MALFORMED);
+	/* We sent the quoted packet from a public address: the error must come back to it. */
+	if (q->saddr != iph->daddr)
+		return DROP(DROP_ICMP_ERROR_MALFORMED);
+	__u8 *l4 = (__u8 *)q + (qihl & 0x3c);
+	if ((void *)(l4 + 8) > end)
+		return DROP(DROP_ICMP_ERROR_MALFORMED);
+
+	__be16 *port = (__be16 *)l4; /* the quoted source port: our public port */
+	__be16 peer_port = 0;
+	__u16 *check = NULL;
+	switch (q->protocol) {
+	case IPPROTO_TCP:
+		peer_port = ((__be16 *)l4)[1];
+		/* The checksum is at offset 16: fixed if the router quoted that far. */
+		if (quoted >= qihl + 18 && (void *)(l4 + 18) <= end)
+			check = (__u16 *)(l4 + 16);
+		break;
+	case IPPROTO_UDP:
+		peer_port = ((__be16 *)l4)[1];
+		if (((__u16 *)l4)[3])
+			check = (__u16 *)(l4 + 6); /* 0: sent without checksum, stays so */
+		break;
+	case IPPROTO_ICMP:
+		/* Only echo requests go out (echo from the Internet is not translated). */
+		if (l4[0] != ICMP_ECHO)
+			return DROP(DROP_ICMP_ERROR_NO_SESSION);
+		port = (__be16 *)(l4 + 4);
+		check = (__u16 *)(l4 + 2);
+		break;
+	default:
+		return DROP(DROP_ICMP_ERROR_NO_SESSION);
+	}
+
+	struct aftr_session_in_key ik = {
+		.public_addr = q->saddr,
+		.public_port = *port,
+		.proto = q->protocol,
+	};
+	struct aftr_session_in *s = bpf_map_lookup_elem(&aftr_sessions_in, &ik);
+	if (!s)
+		return DROP(DROP_ICMP_ERROR_NO_SESSION);
+	if (!in_filter_allows(&ik, s, q->daddr, peer_port))
+		return DROP(DROP_FILTERED);
+	if (iph->ttl <= 1)
+		return DROP(DROP_TTL_EXPIRED);
+
+	__be32 pub = q->saddr, inner = s->inner_addr;
+	__be16 pub_port = *port, inner_port = s->inner_port;
+	__u16 icmp_check = ic->checksum;
+	if (check) {
+		__u16 old = *check, c = old;
+		if (q->protocol != IPPROTO_ICMP) /* TCP and UDP sum the pseudo header */
+			c = csum_replace32(c, pub, inner);
+		c = csum_replace16(c, pub_port, inner_port);
+		if (c == 0 && q->protocol == IPPROTO_UDP)
+			c = 0xffff;
+		*check = c;
+		icmp_check = csum_replace16(icmp_check, old, c);
+	}
+	*port = inner_port;
+	icmp_check = csum_replace16(icmp_check, pub_port, inner_port);
+	__u16 old_qcheck = q->check;
+	q->check = csum_replace32(q->check, pub, inner);
+	q->saddr = inner;
+	icmp_check = csum_replace32(icmp_check, pub, inner);
+	icmp_check = csum_replace16(icmp_check, old_qcheck, q->check);
+	ic->checksum = icmp_check;
+
+	iph->daddr = inner;
+	iph->check = csum_replace32(iph->check, pub, inner);
+	ipv4_dec_ttl(iph);
+	stat_inc(ctr, AFTR_C_IN_ICMP_ERROR_TRANSLATED);
+	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), bpf_ktime_get_coarse_ns());
+}
+
 /* Internet → B4: translate the destination back, encapsulate, forward. */
 static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 					      struct ethhdr *eth, void *end)
@@ -335,8 +529,11 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 
 	struct l4_view v = {};
 	int rc = l4_parse(iph, ihl, end, 0, &v);
-	if (rc)
+	if (rc) {
+		if (rc == L4_ICMP_ERROR)
+			return icmp_error_in(ctx, ctr);
 		return rc;
+	}
 
 	struct aftr_session_in_key ik = {
 		.public_addr = iph->daddr,
@@ -348,7 +545,7 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 		return DROP(DROP_NO_SESSION);
 	/* A static or PCP mapping is a port forward: reachable from any peer (RFC 6887's MAP with
 	 * endpoint-independent filtering) or from its FILTER peers, whatever the filtering of
-	 * dynamic sessions. */
+	 * dynamic sessions. (in_filter_allows is the same rule, for icmp_error_in.) */
 	if (s->tcp_flags & AFTR_SESSION_FILTERED) {
 		/* TCP and UDP (pseudo): the source port is the field before the destination. */
 		if (!pcp_filter_allows(&ik, iph->saddr, v.pseudo ? v.port[-1] : 0))
@@ -372,34 +569,7 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 		tcp_clamp_mss(v.tcp, end, ctr);
 	ipv4_dec_ttl(iph);
 	stat_inc(ctr, AFTR_C_IN_TRANSLATED);
-
-	__u16 inner_len = bpf_ntohs(iph->tot_len);
-	rc = sw_encap(ctx, s->b4, s->softwire_index, inner_len);
-	if (rc)
-		return rc;
-	void *data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-	eth = data;
-	struct ipv6hdr *ip6 = (void *)(eth + 1);
-	if ((void *)(ip6 + 1) > end)
-		return DROP(DROP_INTERNAL);
-
-	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
-	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
-	if (smac)
-		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
-	struct bpf_fib_lookup p = {
-		.family = AF_INET6,
-		.l4_protocol = IPPROTO_IPIP,
-		.tot_len = sizeof(*ip6) + inner_len,
-	};
-	__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
-	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
-	rc = fib_lookup(ctx, &p);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_failure(rc, ctr);
-	fib_cache_store(&s->fib, &p, now_tick);
-	return fib_send(ctx, eth, &p, ctr);
+	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), now);
 }
 
 SEC("xdp")

@@ -13,7 +13,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-/* ICMP header as far as echo needs it (<linux/icmp.h> drags in libc's socket headers). */
+/* ICMP header as far as echo and errors need it (<linux/icmp.h> drags in libc's socket
+ * headers). */
 struct icmphdr {
 	__u8 type;
 	__u8 code;
@@ -27,7 +28,10 @@ struct icmphdr {
 	} un;
 };
 #define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3 /* code 4: fragmentation needed, next-hop MTU in un.echo.sequence */
 #define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
 
 #define PARSE_HDR(type, name)                                                   \
 	static __always_inline type *parse_##name(void *pos, void *end)         \
@@ -45,6 +49,7 @@ PARSE_HDR(struct icmphdr, icmp)
 #undef PARSE_HDR
 
 #define IPV4_FRAG_MASK 0x3fff /* MF flag and fragment offset */
+#define IPV4_FRAG_OFFSET 0x1fff
 #define IPV4_DF 0x4000
 
 /* An IPv4 header that can be translated: version 4, sane IHL, total length within the

@@ -239,8 +239,12 @@ TEST_CASE("malformed: IPv4 from the Internet to the pool", "[malformed]") {
     ExpectDrop(h, FromInternet(kRemote, m.addr).IcmpEcho(m.port, 1).Build(),
                "drop_unsupported_icmp");
   }
-  SECTION("ICMP time exceeded") {
+  SECTION("ICMP time exceeded quoting nothing (errors go by the packet they quote)") {
     ExpectDrop(h, FromInternet(kRemote, m.addr).Icmp(11, 0, 0, 0).Build(),
+               "drop_icmp_error_malformed");
+  }
+  SECTION("ICMP redirect (not an error that is translated)") {
+    ExpectDrop(h, FromInternet(kRemote, m.addr).Icmp(5, 1, 0, 0).Build(),
                "drop_unsupported_icmp");
   }
 }

@@ -465,6 +465,13 @@ std::optional<Frame> ParseFrame(const Bytes& b) {
   return f;
 }
 
+Bytes Ipv4Packet(const Bytes& frame) {
+  std::optional<Frame> f = ParseFrame(frame);
+  if (!f || !f->has_ipv4 || f->ipv4_offset + f->tot_len > frame.size()) return {};
+  auto begin = frame.begin() + f->ipv4_offset;
+  return Bytes(begin, begin + f->tot_len);
+}
+
 std::string ChecksumErrors(const Bytes& b) {
   std::optional<Frame> f = ParseFrame(b);
   if (!f || !f->has_ipv4) return "no IPv4 packet in frame";

@@ -166,6 +166,10 @@ struct Frame {
 // parse that far (a non-IP frame still yields the Ethernet fields).
 std::optional<Frame> ParseFrame(const Bytes& frame);
 
+// The IPv4 packet in `frame` (tunnelled or not): tot_len bytes from its header, as an ICMP
+// error quotes it. Empty if the frame holds no whole IPv4 packet.
+Bytes Ipv4Packet(const Bytes& frame);
+
 // Verifies the IPv4 header checksum and the TCP/UDP (with pseudo header) or ICMP checksum
 // of the IPv4 packet in `frame` (tunnelled or not). Returns "" when all are right, else
 // what is wrong, for the test's failure message.

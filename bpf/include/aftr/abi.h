@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 7
+#define AFTR_ABI_VERSION 8
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -39,6 +39,7 @@
 	X(PASS_NO_NEIGH, "pass_no_neigh")                                      \
 	X(OUT_TRANSLATED, "out_translated")                                    \
 	X(IN_TRANSLATED, "in_translated")                                      \
+	X(IN_ICMP_ERROR_TRANSLATED, "in_icmp_error_translated")                \
 	X(TX_REDIRECT, "tx_redirect")                                          \
 	X(TX_SAME_IF, "tx_same_if")                                            \
 	X(FIB_CACHE_HIT, "fib_cache_hit")                                      \
@@ -59,6 +60,8 @@
 	X(DROP_FRAGMENT, "drop_fragment")                                      \
 	X(DROP_UNSUPPORTED_PROTO, "drop_unsupported_proto")                    \
 	X(DROP_UNSUPPORTED_ICMP, "drop_unsupported_icmp")                      \
+	X(DROP_ICMP_ERROR_MALFORMED, "drop_icmp_error_malformed")              \
+	X(DROP_ICMP_ERROR_NO_SESSION, "drop_icmp_error_no_session")            \
 	X(DROP_UNKNOWN_B4, "drop_unknown_b4")                                  \
 	X(DROP_SUBSCRIBER_RETIRING, "drop_subscriber_retiring")                \
 	X(DROP_SUBSCRIBER_TABLE_FULL, "drop_subscriber_table_full")            \
