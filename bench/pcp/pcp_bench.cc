@@ -428,7 +428,7 @@ int main(int argc, char** argv) {
     for (int m = 0; m < n_mappings; ++m) {
       const std::vector<uint8_t> req = MapRequest(m, per_b4);
       const uint64_t s = NowNs();
-      const std::vector<uint8_t> reply = srv.Handle(req, B4(MappingOf(m, per_b4).b4), kClientPort, local);
+      const std::vector<uint8_t> reply = srv.Handle(req, B4(MappingOf(m, per_b4).b4), local);
       lat.push_back(NowNs() - s);
       if (ResultOf(reply) != pcp::Result::kSuccess) {
         Die(absl::StrCat("creating mapping ", m, ": ", pcp::ResultName(ResultOf(reply))));
@@ -478,7 +478,7 @@ int main(int argc, char** argv) {
         reqs.push_back({MapRequest(m, per_b4), B4(b4), kRefresh, pcp::Result::kSuccess});
       }
     }
-    for (int i = 0; i < kWarmUp; ++i) (void)srv.Handle(reqs[i].bytes, reqs[i].source, kClientPort, local);
+    for (int i = 0; i < kWarmUp; ++i) (void)srv.Handle(reqs[i].bytes, reqs[i].source, local);
     std::vector<uint64_t> lat[kKinds];
     for (auto& l : lat) l.reserve(n);
     uint64_t wrong = 0;
@@ -487,7 +487,7 @@ int main(int argc, char** argv) {
     for (int i = kWarmUp; i < n + kWarmUp; ++i) {
       const Req& r = reqs[i];
       const uint64_t s = NowNs();
-      const std::vector<uint8_t> reply = srv.Handle(r.bytes, r.source, kClientPort, local);
+      const std::vector<uint8_t> reply = srv.Handle(r.bytes, r.source, local);
       lat[r.kind].push_back(NowNs() - s);
       if (ResultOf(reply) != r.expect && wrong++ == 0) first_wrong = ResultOf(reply);
     }

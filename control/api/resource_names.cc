@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 
+#include <optional>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -140,6 +141,20 @@ absl::StatusOr<Ipv4Prefix> ParsePoolName(absl::string_view name, absl::string_vi
   return prefix;
 }
 
+namespace {
+
+// {protocol}-{public_address}-{public_port}: the first three parts of a mapping's id.
+std::optional<StaticMappingId> ParsePublicEndpoint(const std::vector<absl::string_view>& parts,
+                                                   absl::string_view field) {
+  absl::StatusOr<uint8_t> proto = ParseProtocolText(parts[0], field);
+  absl::StatusOr<Ipv4Address> addr = ParseIpv4(parts[1]);
+  absl::StatusOr<uint16_t> port = ParsePortText(parts[2], false);
+  if (!proto.ok() || !addr.ok() || !port.ok()) return std::nullopt;
+  return StaticMappingId{*proto, *addr, *port};
+}
+
+}  // namespace
+
 std::string StaticMappingName(const StaticMappingId& id) {
   return absl::StrCat("staticMappings/", ProtocolText(id.proto), "-", id.public_addr.ToString(),
                       "-", id.public_port);
@@ -154,11 +169,9 @@ absl::StatusOr<StaticMappingId> ParseStaticMappingName(absl::string_view name,
       !SplitId(rest, 3, &parts)) {
     return BadName(field, name, kPattern);
   }
-  absl::StatusOr<uint8_t> proto = ParseProtocolText(parts[0], field);
-  absl::StatusOr<Ipv4Address> addr = ParseIpv4(parts[1]);
-  absl::StatusOr<uint16_t> port = ParsePortText(parts[2], false);
-  if (!proto.ok() || !addr.ok() || !port.ok()) return BadName(field, name, kPattern);
-  return StaticMappingId{*proto, *addr, *port};
+  std::optional<StaticMappingId> id = ParsePublicEndpoint(parts, field);
+  if (!id) return BadName(field, name, kPattern);
+  return *id;
 }
 
 std::string PcpMappingName(const PcpMappingId& id) {
@@ -177,14 +190,12 @@ absl::StatusOr<PcpMappingId> ParsePcpMappingName(absl::string_view name, absl::s
       !(SplitId(rest, 3, &parts) || SplitId(rest, 5, &parts))) {
     return BadName(field, name, kPattern);
   }
+  std::optional<StaticMappingId> endpoint = ParsePublicEndpoint(parts, field);
+  if (!endpoint) return BadName(field, name, kPattern);
   PcpMappingId id;
-  absl::StatusOr<uint8_t> proto = ParseProtocolText(parts[0], field);
-  absl::StatusOr<Ipv4Address> addr = ParseIpv4(parts[1]);
-  absl::StatusOr<uint16_t> port = ParsePortText(parts[2], false);
-  if (!proto.ok() || !addr.ok() || !port.ok()) return BadName(field, name, kPattern);
-  id.proto = *proto;
-  id.public_addr = *addr;
-  id.public_port = *port;
+  id.proto = endpoint->proto;
+  id.public_addr = endpoint->public_addr;
+  id.public_port = endpoint->public_port;
   if (parts.size() == 5) {
     absl::StatusOr<Ipv4Address> remote = ParseIpv4(parts[3]);
     absl::StatusOr<uint16_t> remote_port = ParsePortText(parts[4], false);

@@ -164,6 +164,7 @@ aftr::v1::PcpMapping PcpMappingToProto(const pcp::PcpMappingView& m) {
   }
   p.set_lifetime_seconds(m.lifetime);
   ToTimestamp(MonotonicToWall(m.expires_ns), p.mutable_expire_time());
+  ToTimestamp(MonotonicToWall(m.created_ns), p.mutable_create_time());
   for (const pcp::Filter& f : m.filters) {
     aftr::v1::PcpMapping::Filter* out = p.add_filters();
     Ipv4Prefix prefix{pcp::V4Of(f.remote_addr), f.prefix_length - 96};

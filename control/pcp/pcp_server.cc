@@ -242,17 +242,32 @@ uint32_t PcpServer::EpochLocked() const {
   return now > epoch_origin_ns_ ? static_cast<uint32_t>((now - epoch_origin_ns_) / kNsPerSecond) : 0;
 }
 
-bool PcpServer::InsideRanges(const aftr::config::v1::Config& cfg, Ipv4Address host) {
-  if (ranges_of_ != &cfg) {  // a reload: configurations live as long as the datapath
-    internal_ranges_.clear();
+const PcpServer::Policy& PcpServer::PolicyFor(const aftr::config::v1::Config& cfg) {
+  if (policy_.of != &cfg) {  // a reload (configurations live as long as the datapath)
+    policy_ = Policy{&cfg, {}, {}};
     for (const std::string& text : cfg.pcp().internal_prefixes()) {
       absl::StatusOr<Ipv4Prefix> p = ParseIpv4Prefix(text);
-      if (p.ok()) internal_ranges_.push_back(*p);
+      if (p.ok()) policy_.internal_ranges.push_back(*p);
     }
-    ranges_of_ = &cfg;
+    for (const std::string& text : cfg.softwire_addresses()) {
+      absl::StatusOr<Ipv6Address> a = ParseIpv6(text);
+      policy_.softwires.push_back(a.ok() ? *a : Ipv6Address{});
+    }
+    limiter_.Configure(cfg.pcp().requests_per_second(), cfg.pcp().request_burst());
   }
-  return std::any_of(internal_ranges_.begin(), internal_ranges_.end(),
+  return policy_;
+}
+
+bool PcpServer::Policy::Inside(Ipv4Address host) const {
+  return std::any_of(internal_ranges.begin(), internal_ranges.end(),
                      [&](const Ipv4Prefix& p) { return p.Contains(host); });
+}
+
+uint8_t PcpServer::Policy::SoftwireIndexOf(const Ipv6Address& local) const {
+  for (size_t i = 0; i < softwires.size(); ++i) {
+    if (softwires[i] == local) return static_cast<uint8_t>(i);
+  }
+  return 0;
 }
 
 uint32_t PcpServer::Epoch() const {
@@ -261,11 +276,10 @@ uint32_t PcpServer::Epoch() const {
 }
 
 std::vector<uint8_t> PcpServer::Handle(std::span<const uint8_t> datagram, const Ipv6Address& source,
-                                       uint16_t source_port, const Ipv6Address& local) {
+                                       const Ipv6Address& local) {
   Count(kRequests);
   absl::MutexLock lock(&mu_);
-  const auto& cfg = datapath_->config().pcp();
-  limiter_.Configure(cfg.requests_per_second(), cfg.request_burst());
+  PolicyFor(datapath_->config());
   if (!limiter_.Allow(source, now_())) {
     Count(kRateLimited);
     Count(kDroppedSilently);
@@ -286,7 +300,7 @@ std::vector<uint8_t> PcpServer::Handle(std::span<const uint8_t> datagram, const 
                   : ErrorResponse(datagram, result, ErrorLifetime(result), epoch);
       break;
     case Parsed::Kind::kRequest: {
-      Answer a = Serve(parsed.request, source, source_port, local);
+      Answer a = Serve(parsed.request, source, local);
       a.epoch = epoch;
       result = a.result;
       if (a.result == Result::kSuccess) {
@@ -301,8 +315,7 @@ std::vector<uint8_t> PcpServer::Handle(std::span<const uint8_t> datagram, const 
   return reply;
 }
 
-Answer PcpServer::Serve(const Request& req, const Ipv6Address& source, uint16_t source_port,
-                        const Ipv6Address& local) {
+Answer PcpServer::Serve(const Request& req, const Ipv6Address& source, const Ipv6Address& local) {
   const auto& cfg = datapath_->config();
   // Only B4s may ask (section 18.1's simple threat model: the access network validates
   // source addresses).
@@ -318,7 +331,7 @@ Answer PcpServer::Serve(const Request& req, const Ipv6Address& source, uint16_t 
   // Plain mode: the host must be named, IPv4, and inside the configured ranges.
   if (!req.third_party || !IsV4Mapped(*req.third_party)) return Fail(Result::kNotAuthorized);
   const Ipv4Address host = V4Of(*req.third_party);
-  if (!InsideRanges(cfg, host)) return Fail(Result::kNotAuthorized);
+  if (!PolicyFor(cfg).Inside(host)) return Fail(Result::kNotAuthorized);
 
   SessionKey key;
   key.b4 = source;
@@ -335,20 +348,11 @@ Answer PcpServer::Serve(const Request& req, const Ipv6Address& source, uint16_t 
   if (req.protocol != IPPROTO_TCP && req.protocol != IPPROTO_UDP) {
     return Fail(Result::kUnsuppProtocol);
   }
-  return req.opcode == Opcode::kMap ? Map(req, key, source_port, local)
-                                    : Peer(req, key, source_port, local);
+  return req.opcode == Opcode::kMap ? Map(req, key, local)
+                                    : Peer(req, key, local);
 }
 
 namespace {
-
-// Which softwire address replies to the B4 come from: the one it asked PCP on, if it is one.
-uint8_t SoftwireIndexOf(const aftr::config::v1::Config& cfg, const Ipv6Address& local) {
-  for (int i = 0; i < cfg.softwire_addresses_size(); ++i) {
-    absl::StatusOr<Ipv6Address> a = ParseIpv6(cfg.softwire_addresses(i));
-    if (a.ok() && *a == local) return static_cast<uint8_t>(i);
-  }
-  return 0;
-}
 
 Result ResultOf(nat::ForwardFailure why) {
   switch (why) {
@@ -419,8 +423,7 @@ int PcpServer::MapCount(const Ipv6Address& b4) const {
   return n;
 }
 
-Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source_port,
-                      const Ipv6Address& local) {
+Answer PcpServer::Map(const Request& req, const SessionKey& key, const Ipv6Address& local) {
   const auto& cfg = datapath_->config();
   const bool strict = cfg.pcp().nonce_check() != aftr::config::v1::NONCE_CHECK_RELAXED;
   const uint64_t now = now_();
@@ -475,8 +478,6 @@ Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source
     std::memcpy(m.nonce, req.nonce.data(), sizeof(m.nonce));
     m.lifetime = lifetime;
     m.expires_ns = now + lifetime * kNsPerSecond;
-    m.client_port = source_port;
-    std::memcpy(m.server_addr, local.bytes.data(), 16);
     if (!Store(rk, m)) return Fail(Result::kNoResources);
     a.lifetime = lifetime;
     a.assigned_port = ntohs(session.public_port);
@@ -510,7 +511,7 @@ Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source
   fr.flags = AFTR_SESSION_PCP_MAP | filtered;
   fr.conflicting_flags = AFTR_SESSION_STATIC;
   fr.move_existing = false;  // a host's live session keeps its port: MAP returns it
-  fr.softwire_index = SoftwireIndexOf(cfg, local);
+  fr.softwire_index = PolicyFor(cfg).SoftwireIndexOf(local);
   nat::ForwardFailure why;
   absl::StatusOr<nat::ForwardSession> made = nat::MakeForwardSession(*datapath_, sink_, fr, &why);
   if (!made.ok()) {
@@ -533,10 +534,6 @@ Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source
   m.lifetime = lifetime;
   m.created_ns = now;
   m.expires_ns = now + lifetime * kNsPerSecond;
-  std::memcpy(m.server_addr, local.bytes.data(), 16);
-  m.client_port = source_port;
-  m.softwire_index = fr.softwire_index;
-  m.flags = made->made ? AFTR_PCP_F_SESSION_MADE : 0;
   if (!Store(rk, m)) {
     if (made->made) (void)nat::DeleteFlaggedSession(*datapath_, sink_, key, AFTR_SESSION_PCP_MAP);
     return Fail(Result::kNoResources);
@@ -556,8 +553,7 @@ Answer PcpServer::Map(const Request& req, const SessionKey& key, uint16_t source
   return a;
 }
 
-Answer PcpServer::Peer(const Request& req, const SessionKey& key, uint16_t source_port,
-                       const Ipv6Address& local) {
+Answer PcpServer::Peer(const Request& req, const SessionKey& key, const Ipv6Address& local) {
   const auto& cfg = datapath_->config();
   const bool strict = cfg.pcp().nonce_check() != aftr::config::v1::NONCE_CHECK_RELAXED;
   if (!IsV4Mapped(req.remote_addr)) return Fail(Result::kMalformedRequest);  // not the host's family
@@ -583,7 +579,7 @@ Answer PcpServer::Peer(const Request& req, const SessionKey& key, uint16_t sourc
   fr.claim_block_for_port = false;
   fr.flags = AFTR_SESSION_PCP_PEER;
   fr.move_existing = false;
-  fr.softwire_index = SoftwireIndexOf(cfg, local);
+  fr.softwire_index = PolicyFor(cfg).SoftwireIndexOf(local);
   nat::ForwardFailure why;
   absl::StatusOr<nat::ForwardSession> made = nat::MakeForwardSession(*datapath_, sink_, fr, &why);
   if (!made.ok()) return Fail(ResultOf(why));
@@ -599,10 +595,6 @@ Answer PcpServer::Peer(const Request& req, const SessionKey& key, uint16_t sourc
   m.lifetime = lifetime;
   if (it == records_.end()) m.created_ns = now;
   m.expires_ns = std::max<uint64_t>(m.expires_ns, now + lifetime * kNsPerSecond);
-  std::memcpy(m.server_addr, local.bytes.data(), 16);
-  m.client_port = source_port;
-  m.softwire_index = fr.softwire_index;
-  if (made->made) m.flags |= AFTR_PCP_F_SESSION_MADE;
   if (!Store(rk, m)) return Fail(Result::kNoResources);
   if (clients_) (void)clients_->Add(key.b4);
   Answer a;
@@ -710,7 +702,7 @@ std::vector<PcpMappingView> PcpServer::List() const {
     v.remote_port = ntohs(k.peer_port);
     v.lifetime = m.lifetime;
     v.expires_ns = m.expires_ns;
-    std::memcpy(v.nonce.data(), m.nonce, sizeof(m.nonce));
+    v.created_ns = m.created_ns;
     aftr_session_out session;
     if (bpf_map_lookup_elem(datapath_->fds().sessions_out, &k.session, &session) == 0) {
       v.public_addr = Ipv4Address{ntohl(session.public_addr)};
@@ -808,7 +800,7 @@ void PcpListener::ServeSocket(int fd, const Ipv6Address& local) {
     std::memcpy(source.bytes.data(), &from.sin6_addr, 16);
     const size_t size = std::min<size_t>(static_cast<size_t>(n), sizeof(buf));
     std::vector<uint8_t> reply = server_->Handle(std::span<const uint8_t>(buf, size), source,
-                                                 ntohs(from.sin6_port), local);
+                                                 local);
     if (!reply.empty()) {
       (void)sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
     }

@@ -98,7 +98,7 @@ struct PcpMappingView {
   uint32_t lifetime = 0;           // granted by the last request
   uint64_t expires_ns = 0;         // CLOCK_MONOTONIC
   std::vector<Filter> filters;     // MAP with FILTER
-  Nonce nonce = {};
+  uint64_t created_ns = 0;         // CLOCK_MONOTONIC
 };
 
 class PcpServer {
@@ -122,10 +122,9 @@ class PcpServer {
                                                            KnownClients* clients,
                                                            std::function<uint64_t()> now);
 
-  // One request from `source` (port `source_port`) received on `local`: the reply (empty:
-  // none).
+  // One request from `source` received on `local`: the reply (empty: none).
   std::vector<uint8_t> Handle(std::span<const uint8_t> datagram, const Ipv6Address& source,
-                              uint16_t source_port, const Ipv6Address& local);
+                              const Ipv6Address& local);
 
   // Ends the mappings whose lifetime is over (and records whose session went away);
   // returns how many.
@@ -150,18 +149,20 @@ class PcpServer {
   PcpServer(bpf::Datapath* datapath, events::EventSink* sink, KnownClients* clients,
             std::function<uint64_t()> now);
 
-  // Records, ordered by key bytes (so all of a B4's are adjacent).
+  // The records of the pinned aftr_pcp_mappings (the truth across restarts), mirrored here
+  // as the index its walks need: ordered by key bytes, so all of a B4's are adjacent.
+  // Written only through Store and Remove, which write both.
   struct KeyLess {
     bool operator()(const aftr_pcp_key& a, const aftr_pcp_key& b) const;
   };
   using Records = std::map<aftr_pcp_key, aftr_pcp_mapping, KeyLess>;
 
-  Answer Serve(const Request& req, const Ipv6Address& source, uint16_t source_port,
-               const Ipv6Address& local) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Answer Map(const Request& req, const SessionKey& key, uint16_t source_port,
-             const Ipv6Address& local) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Answer Peer(const Request& req, const SessionKey& key, uint16_t source_port,
-              const Ipv6Address& local) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Answer Serve(const Request& req, const Ipv6Address& source, const Ipv6Address& local)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Answer Map(const Request& req, const SessionKey& key, const Ipv6Address& local)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Answer Peer(const Request& req, const SessionKey& key, const Ipv6Address& local)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Answer DeleteAll(const Request& req, const SessionKey& host) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes a record and what it holds in the data plane; logs PD with `why` for MAP.
   void Remove(Records::iterator it, const char* why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -172,9 +173,17 @@ class PcpServer {
   bool AnyPeerHolds(const aftr_session_out_key& session) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int MapCount(const Ipv6Address& b4) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint32_t EpochLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Whether `host` lies in pcp.internal_prefixes (parsed once per configuration).
-  bool InsideRanges(const aftr::config::v1::Config& cfg, Ipv4Address host)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What requests need from the running configuration, parsed once per configuration.
+  struct Policy {
+    const aftr::config::v1::Config* of = nullptr;
+    std::vector<Ipv4Prefix> internal_ranges;  // pcp.internal_prefixes
+    std::vector<Ipv6Address> softwires;       // softwire_addresses, by index
+    bool Inside(Ipv4Address host) const;
+    // The softwire address the B4 asked PCP on (its replies come from there), else 0.
+    uint8_t SoftwireIndexOf(const Ipv6Address& local) const;
+  };
+  // Also gives the rate limiter the configuration's rate when it changes.
+  const Policy& PolicyFor(const aftr::config::v1::Config& cfg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Count(Counter c, uint64_t n = 1) { counters_[c].fetch_add(n, std::memory_order_relaxed); }
 
   bpf::Datapath* datapath_;
@@ -189,8 +198,7 @@ class PcpServer {
   // No record expires before this (a lower bound): ExpireDue scans only once it has passed.
   uint64_t next_expiry_ns_ ABSL_GUARDED_BY(mu_) = 0;
   RateLimiter limiter_ ABSL_GUARDED_BY(mu_);
-  const aftr::config::v1::Config* ranges_of_ ABSL_GUARDED_BY(mu_) = nullptr;
-  std::vector<Ipv4Prefix> internal_ranges_ ABSL_GUARDED_BY(mu_);
+  Policy policy_ ABSL_GUARDED_BY(mu_);
 
   std::array<std::atomic<uint64_t>, kCounterCount> counters_ = {};
   std::array<std::atomic<uint64_t>, kResultCount> results_ = {};

@@ -1200,6 +1200,9 @@ def c_operator_list_map():
     left = parse_time(r.get("expire_time", "")) - t
     expect(595 <= left <= 602, "expire_time %s is %.1f s from now, want about 600" % (
         r.get("expire_time"), left))
+    made = parse_time(r.get("create_time", "")) - t
+    expect(-5 <= made <= 2, "create_time %s is %.1f s from the MAP, want about 0" % (
+        r.get("create_time"), made))
     # The table: op, protocol, public, inner, B4, filters, expiry, name.
     line = table_row(name)
     f = line.split()
@@ -1288,8 +1291,9 @@ def c_operator_bad_names():
         ("staticMappings/tcp-198.51.100.1-1024", 2, None),
         ("", 2, None),
     ]
-    def view():  # the listing without expire_time (computed anew from the clock each time)
-        return sorted(json.dumps({k: v for k, v in r.items() if k != "expire_time"},
+    def view():  # the listing without its times (converted anew from the clock each time)
+        return sorted(json.dumps({k: v for k, v in r.items()
+                                  if k not in ("expire_time", "create_time")},
                                  sort_keys=True) for r in pcp_list())
 
     before = view()

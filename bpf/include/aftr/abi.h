@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 8
+#define AFTR_ABI_VERSION 9
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -323,13 +323,7 @@ struct aftr_pcp_mapping {
 	__u32 lifetime;     /* seconds granted by the last request */
 	__u64 expires_ns;   /* CLOCK_MONOTONIC */
 	__u64 created_ns;   /* CLOCK_MONOTONIC */
-	__u8 server_addr[16]; /* the address the request came to (unsolicited messages from it) */
-	__u16 client_port;
-	__u8 softwire_index;
-	__u8 flags;         /* AFTR_PCP_F_* */
-	__u32 pad;
 };
-#define AFTR_PCP_F_SESSION_MADE 1 /* the PCP server made the session (vs. one already live) */
 
 /* aftr_pcp_state (array of 1, aftrd only): when the PCP epoch began. Zero in a fresh map:
  * the mapping state is new, so the epoch starts at 0 and the known clients are told. */
@@ -443,7 +437,7 @@ AFTR_STATIC_ASSERT(sizeof(struct aftr_filter_key) == 12, "abi: filter_key");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_ctl_args) == 64, "abi: ctl_args");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_pcp_filter_set) == 4 + 12 * AFTR_PCP_MAX_FILTERS, "abi: pcp_filter_set");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_pcp_key) == 32, "abi: pcp_key");
-AFTR_STATIC_ASSERT(sizeof(struct aftr_pcp_mapping) == 56, "abi: pcp_mapping");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_pcp_mapping) == 32, "abi: pcp_mapping");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_meta) == 16 + 8 * AFTR_MAX_POOL_PREFIXES, "abi: pool_meta");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_counters) == 8 * AFTR_COUNTER_MAX * AFTR_DIR_MAX, "abi: counters");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_dp_config) % 4 == 0, "abi: dp_config");
