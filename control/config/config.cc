@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "control/common/ip.h"
+#include "control/common/socket_address.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -119,6 +120,9 @@ class Validator {
     CheckMisc();
     CheckApi();
     CheckPcp();
+    CheckLogging();
+    CheckIpfix();
+    CheckRadius();
     if (errors_.empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrJoin(errors_, "; "));
   }
@@ -392,6 +396,98 @@ class Validator {
     }
   }
 
+  void CheckLogging() {
+    const v1::Logging& logging = config_.logging();
+    if (!v1::LogMode_IsValid(logging.mode())) {
+      Error("logging.mode", absl::StrCat(static_cast<int>(logging.mode()), " is not a known log mode"));
+    }
+    if (logging.retention_days() < 1 || logging.retention_days() > kMaxLogRetentionDays) {
+      Error("logging.retention_days",
+            absl::StrCat(logging.retention_days(), " is not in 1..", kMaxLogRetentionDays));
+    }
+    if (logging.b4_prefix_length() < 1 || logging.b4_prefix_length() > 128) {
+      Error("logging.b4_prefix_length", absl::StrCat(logging.b4_prefix_length(), " is not in 1..128"));
+    }
+    if (!IsAbsolutePath(logging.attribution_db())) {
+      Error("logging.attribution_db",
+            absl::StrCat("\"", logging.attribution_db(), "\" is not an absolute path"));
+    }
+  }
+
+  void CheckIpfix() {
+    const v1::Ipfix& ipfix = config_.ipfix();
+    if (ipfix.collectors_size() > kMaxIpfixCollectors) {
+      Error("ipfix.collectors", absl::StrCat(ipfix.collectors_size(), " collectors, at most ",
+                                             kMaxIpfixCollectors));
+    }
+    for (int i = 0; i < ipfix.collectors_size(); ++i) {
+      const v1::IpfixCollector& c = ipfix.collectors(i);
+      absl::StatusOr<SocketAddress> addr = ParseSocketAddress(c.address());
+      if (!addr.ok()) Error(absl::StrCat(Indexed("ipfix.collectors", i), ".address"), addr.status().message());
+      if (!v1::IpfixTransport_IsValid(c.transport())) {
+        Error(absl::StrCat(Indexed("ipfix.collectors", i), ".transport"),
+              absl::StrCat(static_cast<int>(c.transport()), " is not a known transport"));
+      }
+    }
+    if (ipfix.template_refresh_seconds() < 1 ||
+        ipfix.template_refresh_seconds() > kMaxIpfixTemplateRefreshSeconds) {
+      Error("ipfix.template_refresh_seconds", absl::StrCat(ipfix.template_refresh_seconds(),
+                                                           " is not in 1..", kMaxIpfixTemplateRefreshSeconds));
+    }
+    if (ipfix.max_message_bytes() < kMinIpfixMaxMessageBytes ||
+        ipfix.max_message_bytes() > kMaxIpfixMaxMessageBytes) {
+      Error("ipfix.max_message_bytes", absl::StrCat(ipfix.max_message_bytes(), " is not in ",
+                                                    kMinIpfixMaxMessageBytes, "..", kMaxIpfixMaxMessageBytes));
+    }
+    if (ipfix.spool_bytes() < ipfix.max_message_bytes() || ipfix.spool_bytes() > kMaxIpfixSpoolBytes) {
+      Error("ipfix.spool_bytes", absl::StrCat(ipfix.spool_bytes(), " is not in ", ipfix.max_message_bytes(),
+                                              "..", kMaxIpfixSpoolBytes));
+    }
+    if (ipfix.b4_prefix_length() < 1 || ipfix.b4_prefix_length() > 128) {
+      Error("ipfix.b4_prefix_length", absl::StrCat(ipfix.b4_prefix_length(), " is not in 1..128"));
+    }
+  }
+
+  void CheckRadius() {
+    const v1::Radius& radius = config_.radius();
+    for (int i = 0; i < radius.listen_addresses_size(); ++i) {
+      absl::StatusOr<SocketAddress> addr = MakeSocketAddress(radius.listen_addresses(i), 1);
+      if (!addr.ok()) Error(Indexed("radius.listen_addresses", i), addr.status().message());
+    }
+    if (radius.port() < 1 || radius.port() > 65535) {
+      Error("radius.port", absl::StrCat(radius.port(), " is not in 1..65535"));
+    }
+    if (radius.clients_size() > kMaxRadiusClients) {
+      Error("radius.clients", absl::StrCat(radius.clients_size(), " clients, at most ", kMaxRadiusClients));
+    }
+    if (radius.enabled() && radius.clients_size() == 0) {
+      Error("radius.clients", "radius is enabled but no client (BRAS) is configured");
+    }
+    for (int i = 0; i < radius.clients_size(); ++i) {
+      const v1::RadiusClient& c = radius.clients(i);
+      const std::string field = Indexed("radius.clients", i);
+      const bool v4 = ParseIpv4Prefix(c.source()).ok() || ParseIpv4(c.source()).ok();
+      const bool v6 = ParseIpv6Prefix(c.source()).ok() || ParseIpv6(c.source()).ok();
+      if (!v4 && !v6) {
+        Error(absl::StrCat(field, ".source"),
+              absl::StrCat("\"", c.source().substr(0, 80), "\" is not an IPv4/IPv6 address or prefix"));
+      }
+      if (c.secret().empty() == c.secret_file().empty()) {
+        Error(field, "needs exactly one of secret and secret_file");
+      } else if (!c.secret_file().empty() && !IsAbsolutePath(c.secret_file())) {
+        Error(absl::StrCat(field, ".secret_file"),
+              absl::StrCat("\"", c.secret_file(), "\" is not an absolute path"));
+      }
+    }
+    if (!IsAbsolutePath(radius.history_db())) {
+      Error("radius.history_db", absl::StrCat("\"", radius.history_db(), "\" is not an absolute path"));
+    }
+    if (radius.history_days() < 1 || radius.history_days() > kMaxLogRetentionDays) {
+      Error("radius.history_days",
+            absl::StrCat(radius.history_days(), " is not in 1..", kMaxLogRetentionDays));
+    }
+  }
+
   void CheckMisc() {
     if (config_.log_file().empty()) {
       Error("log_file", "is required");
@@ -523,6 +619,30 @@ void ApplyDefaults(Config* config) {
   if (pcp->request_burst() == 0) pcp->set_request_burst(kDefaultPcpRequestBurst);
   if (pcp->clients_file().empty()) pcp->set_clients_file(kDefaultPcpClientsFile);
   if (pcp->max_mappings() == 0) pcp->set_max_mappings(kDefaultPcpMaxMappings);
+
+  v1::Logging* logging = config->mutable_logging();
+  if (logging->mode() == v1::LOG_MODE_UNSPECIFIED) logging->set_mode(v1::LOG_MODE_PORT_BLOCK);
+  if (logging->retention_days() == 0) logging->set_retention_days(kDefaultLogRetentionDays);
+  if (logging->b4_prefix_length() == 0) logging->set_b4_prefix_length(kDefaultLogB4PrefixLength);
+  if (logging->attribution_db().empty()) logging->set_attribution_db(kDefaultAttributionDb);
+
+  v1::Ipfix* ipfix = config->mutable_ipfix();
+  if (ipfix->observation_domain_id() == 0) ipfix->set_observation_domain_id(kDefaultIpfixObservationDomainId);
+  if (ipfix->template_refresh_seconds() == 0) {
+    ipfix->set_template_refresh_seconds(kDefaultIpfixTemplateRefreshSeconds);
+  }
+  if (ipfix->max_message_bytes() == 0) ipfix->set_max_message_bytes(kDefaultIpfixMaxMessageBytes);
+  if (ipfix->spool_bytes() == 0) ipfix->set_spool_bytes(kDefaultIpfixSpoolBytes);
+  if (ipfix->b4_prefix_length() == 0) ipfix->set_b4_prefix_length(kDefaultIpfixB4PrefixLength);
+  for (v1::IpfixCollector& c : *ipfix->mutable_collectors()) {
+    if (c.transport() == v1::IPFIX_TRANSPORT_UNSPECIFIED) c.set_transport(v1::IPFIX_TRANSPORT_UDP);
+  }
+
+  v1::Radius* radius = config->mutable_radius();
+  if (radius->listen_addresses_size() == 0) radius->add_listen_addresses(kDefaultRadiusListenAddress);
+  if (radius->port() == 0) radius->set_port(kDefaultRadiusPort);
+  if (radius->history_db().empty()) radius->set_history_db(kDefaultRadiusHistoryDb);
+  if (radius->history_days() == 0) radius->set_history_days(kDefaultRadiusHistoryDays);
 
   if (config->filtering() == v1::FILTERING_UNSPECIFIED) {
     config->set_filtering(v1::FILTERING_ENDPOINT_INDEPENDENT);

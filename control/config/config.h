@@ -56,6 +56,18 @@ inline constexpr char kDefaultPcpClientsFile[] = "/var/lib/aftrd/pcp-clients";
 // range (RFC 6333).
 inline constexpr const char* kDefaultPcpInternalPrefixes[] = {
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "192.0.0.0/29"};
+inline constexpr uint32_t kDefaultLogRetentionDays = 180;
+inline constexpr uint32_t kDefaultLogB4PrefixLength = 64;
+inline constexpr char kDefaultAttributionDb[] = "/var/lib/aftrd/attribution.sqlite3";
+inline constexpr uint32_t kDefaultIpfixObservationDomainId = 1;
+inline constexpr uint32_t kDefaultIpfixTemplateRefreshSeconds = 60;
+inline constexpr uint32_t kDefaultIpfixMaxMessageBytes = 1400;
+inline constexpr uint64_t kDefaultIpfixSpoolBytes = 64ull << 20;
+inline constexpr uint32_t kDefaultIpfixB4PrefixLength = 128;
+inline constexpr char kDefaultRadiusListenAddress[] = "::";
+inline constexpr uint32_t kDefaultRadiusPort = 1813;
+inline constexpr char kDefaultRadiusHistoryDb[] = "/var/lib/aftrd/subscribers.sqlite3";
+inline constexpr uint32_t kDefaultRadiusHistoryDays = 180;
 
 // RFC minimums below which ConfigWarnings complains (short timeouts are allowed).
 inline constexpr uint32_t kRfcMinTcpEstablishedTimeout = 7440;
@@ -81,6 +93,13 @@ inline constexpr uint32_t kMinSweepIntervalMs = 10;
 inline constexpr uint32_t kMaxSweepIntervalMs = 60000;
 inline constexpr uint32_t kMaxPcpLifetime = 7 * 86400;
 inline constexpr uint32_t kMaxPcpMappingsLimit = 1u << 22;
+inline constexpr uint32_t kMaxLogRetentionDays = 3650;
+inline constexpr int kMaxIpfixCollectors = 8;
+inline constexpr uint32_t kMinIpfixMaxMessageBytes = 512;    // RFC 7011 section 10.3.3
+inline constexpr uint32_t kMaxIpfixMaxMessageBytes = 65487;  // 65535 - IPv6 + UDP headers
+inline constexpr uint32_t kMaxIpfixTemplateRefreshSeconds = 3600;
+inline constexpr uint64_t kMaxIpfixSpoolBytes = 16ull << 30;
+inline constexpr int kMaxRadiusClients = 1024;
 
 // Parses a textproto Config, applies defaults and validates it. Syntax errors and unknown
 // fields are InvalidArgument naming "LINE:COLUMN: what is wrong" (1-based); validation
