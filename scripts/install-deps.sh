@@ -7,9 +7,12 @@ packages=(
   clang llvm libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto
   libabsl-dev catch2 cmake ninja-build pkg-config g++ prometheus-cpp-dev
+  libsqlite3-dev libssl-dev
   # lab, e2e tests, benchmark peers
   iproute2 iputils-ping curl socat python3 python3-scapy nftables conntrack netsniff-ng tcpdump ethtool
   python3-grpcio python3-protobuf openssl
+  # NAT logging peers: IPFIX decoding, RADIUS accounting client, the attribution index
+  tshark freeradius-utils sqlite3
 )
 missing=()
 for p in "${packages[@]}"; do
