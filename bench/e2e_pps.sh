@@ -182,6 +182,7 @@ b4_prefixes: "2001:db8::/32"
 pool_prefixes: "198.51.100.0/28"
 port_blocks { block_size: 512 }
 log_file: "$BENCH_TMP/aftr-events.log"
+logging { attribution_db: "$BENCH_TMP/attribution.sqlite3" }
 pin_path: "$BPFFS/aftr"
 EOF
 if [[ ! -x $AFTRD ]]; then

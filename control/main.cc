@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "control/bpf/datapath.h"
 #include "control/common/clock.h"
 #include "control/common/log.h"
@@ -112,7 +113,11 @@ int Run(const Config& config, const std::string& config_path) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   for (const std::string& w : aftr::config::ConfigWarnings(config)) aftr::LogWarning("%s", w);
-  auto log = aftr::events::EventLog::Create(config.log_file());
+  aftr::events::LogPolicy log_policy;
+  log_policy.per_session = config.logging().mode() == aftr::config::v1::LOG_MODE_PER_SESSION;
+  log_policy.b4_prefix_length = static_cast<int>(config.logging().b4_prefix_length());
+  log_policy.retention_days = static_cast<int>(config.logging().retention_days());
+  auto log = aftr::events::EventLog::Create(config.log_file(), log_policy);
   if (!log.ok()) {
     aftr::LogError("%s", log.status().ToString());
     return 1;
@@ -130,6 +135,15 @@ int Run(const Config& config, const std::string& config_path) {
     return 1;
   }
   aftr::nat::SessionSweeper sweeper(datapath->get(), &events);
+  if (!(*datapath)->adopted()) {
+    // Blocks and mappings logged by an earlier aftrd are gone with its maps: say so, so that
+    // attribution ends them here.
+    aftr::events::NatEvent fresh;
+    fresh.type = aftr::events::EventType::kStateFresh;
+    fresh.time = absl::Now();
+    fresh.detail = "no earlier state";
+    if (absl::Status s = events.Publish(fresh); !s.ok()) aftr::LogError("%s", s.ToString());
+  }
 
   // PCP: its records and epoch come from the pinned maps, its clients from clients_file.
   std::unique_ptr<aftr::pcp::KnownClients> pcp_clients;

@@ -20,7 +20,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "== building the lab: h1,h2 (192.0.2.10) -> b4a,b4b -> aftr (aftrd, XDP) -> inet (203.0.113.10)"
-aftr_lab_up "pcp { enabled: true internal_prefixes: \"192.0.2.0/24\" clients_file: \"$TOPO_TMP/pcp-clients\" }"
+AFTR_LOGGING="" aftr_lab_up "pcp { enabled: true internal_prefixes: \"192.0.2.0/24\" clients_file: \"$TOPO_TMP/pcp-clients\" }"
 in_ns aftr ip -brief link show | sed 's/^/   /'
 in_ns aftr ip link show | grep -o 'prog/xdp id [0-9]*' | sort -u | sed 's/^/   XDP: /'
 

@@ -34,6 +34,7 @@ Event::Type EventTypeToProto(events::EventType type) {
     case EventType::kConfigReloaded: return Event::CONFIG_RELOADED;
     case EventType::kPcpMapCreate: return Event::PCP_MAPPING_CREATED;
     case EventType::kPcpMapDelete: return Event::PCP_MAPPING_DELETED;
+    case EventType::kStateFresh: return Event::STATE_FRESH;
   }
   return Event::TYPE_UNSPECIFIED;
 }

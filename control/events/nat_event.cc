@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "absl/strings/str_replace.h"
 #include "control/common/clock.h"
 
 namespace aftr::events {
@@ -71,53 +70,26 @@ const char* EventCode(EventType type) {
     case EventType::kConfigReloaded: return "CR";
     case EventType::kPcpMapCreate: return "PC";
     case EventType::kPcpMapDelete: return "PD";
+    case EventType::kStateFresh: return "FS";
   }
   return "??";
 }
 
-namespace {
-std::string ProtoName(uint8_t proto) {
-  switch (proto) {
-    case IPPROTO_TCP: return "tcp";
-    case IPPROTO_UDP: return "udp";
-    case IPPROTO_ICMP: return "icmp";
+bool EventTypeFromCode(absl::string_view code, EventType* out) {
+  static constexpr EventType kAll[] = {
+      EventType::kSessionCreate, EventType::kSessionDelete,     EventType::kBlockClaimed,
+      EventType::kBlockReleased, EventType::kPortsExhausted,    EventType::kAddressExhausted,
+      EventType::kSessionLimit,  EventType::kSessionTableFull,  EventType::kSubscriberTableFull,
+      EventType::kEventsLost,    EventType::kMappingCreate,     EventType::kMappingDelete,
+      EventType::kConfigReloaded, EventType::kPcpMapCreate,     EventType::kPcpMapDelete,
+      EventType::kStateFresh};
+  for (EventType t : kAll) {
+    if (code == EventCode(t)) {
+      *out = t;
+      return true;
+    }
   }
-  return absl::StrFormat("p%d", proto);
-}
-}  // namespace
-
-std::string FormatLogLine(const NatEvent& e) {
-  std::string time = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", e.time, absl::UTCTimeZone());
-  const char* code = EventCode(e.type);
-  switch (e.type) {
-    case EventType::kSessionCreate:
-    case EventType::kSessionDelete:
-    case EventType::kMappingCreate:
-    case EventType::kMappingDelete:
-      return absl::StrFormat("%s %s %s %s %s:%d %s:%d", time, code, ProtoName(e.proto),
-                             e.b4.ToString(), e.inner_addr.ToString(), e.inner_port,
-                             e.public_addr.ToString(), e.public_port);
-    case EventType::kPcpMapCreate:
-    case EventType::kPcpMapDelete:
-      return absl::StrFormat("%s %s %s %s %s:%d %s:%d %s", time, code, ProtoName(e.proto),
-                             e.b4.ToString(), e.inner_addr.ToString(), e.inner_port,
-                             e.public_addr.ToString(), e.public_port,
-                             absl::StrReplaceAll(e.detail, {{"\n", " "}, {"\r", " "}}));
-    case EventType::kBlockClaimed:
-    case EventType::kBlockReleased:
-      return absl::StrFormat("%s %s %s %s %d-%d", time, code, e.b4.ToString(),
-                             e.public_addr.ToString(), e.public_port,
-                             e.public_port + e.block_size - 1);
-    case EventType::kEventsLost:
-      return absl::StrFormat("%s %s %d", time, code, e.count);
-    case EventType::kConfigReloaded:
-      // One line: newlines in the detail would forge log lines.
-      return absl::StrFormat("%s %s %s", time, code,
-                             absl::StrReplaceAll(e.detail, {{"\n", " "}, {"\r", " "}}));
-    default:  // limits: who hit it, with which flow
-      return absl::StrFormat("%s %s %s %s %s:%d", time, code, ProtoName(e.proto),
-                             e.b4.ToString(), e.inner_addr.ToString(), e.inner_port);
-  }
+  return false;
 }
 
 }  // namespace aftr::events

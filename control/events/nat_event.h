@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "aftr/abi.h"
 #include "control/common/ip.h"
@@ -29,6 +30,8 @@ enum class EventType : uint8_t {
   kConfigReloaded = 103,  // controller only: `detail` says what changed
   kPcpMapCreate = 104,    // controller only: a PCP MAP mapping; `detail` "lifetime=<s>"
   kPcpMapDelete = 105,    // `detail`: why it ended (deleted, expired, operator)
+  kStateFresh = 106,      // controller only: the data plane started with no earlier state, so
+                          // every block and mapping logged before has ended by `time`
 };
 
 struct NatEvent {
@@ -57,15 +60,9 @@ bool DecodeEvent(const aftr_event& record, NatEvent* out);
 
 // The two-letter code of each event type in the log ("SC", "BA", ...).
 const char* EventCode(EventType type);
+// The event type of a code; false if unknown.
+bool EventTypeFromCode(absl::string_view code, EventType* out);
 
-// One log line, without the newline. Examples:
-//   2026-11-27T10:35:59Z SC udp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:1030
-//   2026-11-27T10:35:59Z BA 2001:db8:a::2 198.51.100.1 1024-1535
-//   2026-11-27T10:35:59Z MC tcp 2001:db8:a::2 192.0.2.10:80 198.51.100.1:2000
-//   2026-11-27T10:35:59Z CR pool_prefixes,timeouts.udp
-//   2026-11-27T10:35:59Z PC tcp 2001:db8:a::2 192.0.2.10:8080 198.51.100.1:1031 lifetime=3600
-// The destination of a session is never logged (privacy; attribution does not need it).
-std::string FormatLogLine(const NatEvent& event);
 
 }  // namespace aftr::events
 

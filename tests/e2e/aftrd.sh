@@ -22,7 +22,9 @@ AFTR_API_SOCKET=""
 
 # aftr_config_write FILE [extra textproto lines]: the lab's aftrd configuration.
 # AFTR_PORT_BLOCKS, if set, replaces the body of port_blocks { }; AFTR_API_CONFIG the body of
-# api { } (default: the API on $TOPO_TMP/aftrd.sock, which AFTR_API_SOCKET names).
+# api { } (default: the API on $TOPO_TMP/aftrd.sock, which AFTR_API_SOCKET names);
+# AFTR_LOGGING the body of logging { } after the index path (default: every session, full B4
+# addresses; set it empty for the defaults: port blocks only, B4 as /64).
 aftr_config_write() {
 	local file=$1
 	shift
@@ -35,6 +37,7 @@ aftr_config_write() {
 		b4_prefixes: "2001:db8:b::/48"
 		pool_prefixes: "198.51.100.0/28"
 		log_file: "$AFTR_EVENTS_LOG"
+		logging { attribution_db: "$TOPO_TMP/attribution.sqlite3" ${AFTR_LOGGING-mode: LOG_MODE_PER_SESSION b4_prefix_length: 128} }
 		pin_path: "$AFTR_BPFFS/aftr"
 		port_blocks { ${AFTR_PORT_BLOCKS:-block_size: 512 max_blocks_per_subscriber: 4} }
 		tables { max_sessions: 65536 max_subscribers: 1024 }

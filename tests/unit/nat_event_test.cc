@@ -4,8 +4,10 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <vector>
 
 #include "absl/time/time.h"
+#include "control/events/log_line.h"
 #include "control/events/nat_event.h"
 
 namespace aftr::events {
@@ -26,50 +28,120 @@ NatEvent Sample(EventType type) {
 
 TEST_CASE("session lines carry B4, inner and public endpoints but never the destination") {
   CHECK(FormatLogLine(Sample(EventType::kSessionCreate)) ==
-        "2026-11-27T10:35:59Z SC udp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:1030");
+        "10:35:59 SC udp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:1030");
   NatEvent del = Sample(EventType::kSessionDelete);
   del.proto = IPPROTO_TCP;
-  CHECK(FormatLogLine(del) ==
-        "2026-11-27T10:35:59Z SD tcp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:1030");
+  CHECK(FormatLogLine(del, 64) == "10:35:59 SD tcp 2001:db8:a:: 192.0.2.10:40000 198.51.100.1:1030");
 }
 
-TEST_CASE("block lines give the port range and fit the deck's 62-byte budget") {
+TEST_CASE("the B4 is written as its prefix of the configured length") {
+  const Ipv6Address b4 = *ParseIpv6("2001:db8:1234:5678:9abc:def0:1234:5678");
+  CHECK(TruncateB4(b4, 128) == b4);
+  CHECK(TruncateB4(b4, 64).ToString() == "2001:db8:1234:5678::");
+  CHECK(TruncateB4(b4, 56).ToString() == "2001:db8:1234:5600::");
+  CHECK(TruncateB4(b4, 60).ToString() == "2001:db8:1234:5670::");
+  CHECK(TruncateB4(b4, 1).ToString() == "::");
+  CHECK(TruncateB4(b4, 0).ToString() == "::");
+}
+
+TEST_CASE("block lines give the port range and stay within the deck's 62 bytes at /64") {
   NatEvent e = Sample(EventType::kBlockClaimed);
   e.public_port = 1024;
   e.block_size = 512;
-  std::string line = FormatLogLine(e);
-  CHECK(line == "2026-11-27T10:35:59Z BA 2001:db8:a::2 198.51.100.1 1024-1535");
-  CHECK(line.size() + 1 <= 62);  // with its newline
+  CHECK(FormatLogLine(e, 64) == "10:35:59 BA 2001:db8:a:: 198.51.100.1 1024-1535");
   e.type = EventType::kBlockReleased;
-  CHECK(FormatLogLine(e) == "2026-11-27T10:35:59Z BR 2001:db8:a::2 198.51.100.1 1024-1535");
+  CHECK(FormatLogLine(e, 128) == "10:35:59 BR 2001:db8:a::2 198.51.100.1 1024-1535");
+  // The longest a /64 B4, a public address and a block can be.
+  e.b4 = *ParseIpv6("2a02:8071:a184:e3ff:ffff:ffff:ffff:ffff");
+  e.public_addr = *ParseIpv4("198.151.100.255");
+  e.public_port = 64512;
+  e.block_size = 512;
+  const std::string longest = FormatLogLine(e, 64);
+  CHECK(longest == "10:35:59 BR 2a02:8071:a184:e3ff:: 198.151.100.255 64512-65023");
+  CHECK(longest.size() + 1 == 62);  // with its newline
 }
 
 TEST_CASE("limit events name who hit the limit with which flow") {
   NatEvent e = Sample(EventType::kPortsExhausted);
   e.proto = IPPROTO_ICMP;
-  CHECK(FormatLogLine(e) == "2026-11-27T10:35:59Z PX icmp 2001:db8:a::2 192.0.2.10:40000");
+  CHECK(FormatLogLine(e) == "10:35:59 PX icmp 2001:db8:a::2 192.0.2.10:40000");
   e.type = EventType::kSessionLimit;
-  CHECK(FormatLogLine(e).substr(21, 3) == "SL ");
+  CHECK(FormatLogLine(e).substr(9, 3) == "SL ");
   NatEvent lost;
   lost.type = EventType::kEventsLost;
   lost.time = e.time;
   lost.count = 17;
-  CHECK(FormatLogLine(lost) == "2026-11-27T10:35:59Z EL 17");
+  CHECK(FormatLogLine(lost) == "10:35:59 EL 17");
 }
 
 TEST_CASE("controller events: static mappings and config reloads, on one line") {
   NatEvent e = Sample(EventType::kMappingCreate);
   e.proto = IPPROTO_TCP;
   e.public_port = 2000;
-  CHECK(FormatLogLine(e) ==
-        "2026-11-27T10:35:59Z MC tcp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:2000");
+  CHECK(FormatLogLine(e) == "10:35:59 MC tcp 2001:db8:a::2 192.0.2.10:40000 198.51.100.1:2000");
   e.type = EventType::kMappingDelete;
-  CHECK(FormatLogLine(e).substr(21, 3) == "MD ");
+  CHECK(FormatLogLine(e).substr(9, 3) == "MD ");
   NatEvent reload;
   reload.type = EventType::kConfigReloaded;
   reload.time = e.time;
-  reload.detail = "pool_prefixes\n2026-11-27T10:35:59Z SC forged";
-  CHECK(FormatLogLine(reload) == "2026-11-27T10:35:59Z CR pool_prefixes 2026-11-27T10:35:59Z SC forged");
+  reload.detail = "pool_prefixes\n10:35:59 SC forged";
+  CHECK(FormatLogLine(reload) == "10:35:59 CR pool_prefixes 10:35:59 SC forged");
+}
+
+TEST_CASE("every line the log writes parses back to the same event") {
+  const absl::CivilDay day(2026, 11, 27);
+  std::vector<NatEvent> all;
+  for (EventType t : {EventType::kSessionCreate, EventType::kSessionDelete, EventType::kMappingCreate,
+                      EventType::kMappingDelete, EventType::kPortsExhausted, EventType::kSessionLimit,
+                      EventType::kAddressExhausted, EventType::kSessionTableFull,
+                      EventType::kSubscriberTableFull}) {
+    all.push_back(Sample(t));
+  }
+  NatEvent block = Sample(EventType::kBlockClaimed);
+  block.public_port = 64512;
+  block.block_size = 1024;
+  all.push_back(block);
+  block.type = EventType::kBlockReleased;
+  all.push_back(block);
+  NatEvent pcp = Sample(EventType::kPcpMapCreate);
+  pcp.detail = "lifetime=3600";
+  all.push_back(pcp);
+  pcp.type = EventType::kPcpMapDelete;
+  pcp.detail = "expired";
+  all.push_back(pcp);
+  NatEvent other = Sample(EventType::kEventsLost);
+  other.count = 99;
+  all.push_back(other);
+  for (EventType t : {EventType::kConfigReloaded, EventType::kStateFresh}) {
+    other = Sample(t);
+    other.detail = "no earlier state";
+    all.push_back(other);
+  }
+  for (const NatEvent& e : all) {
+    const std::string line = FormatLogLine(e);
+    NatEvent back;
+    REQUIRE(ParseLogLine(day, line, &back).ok());
+    INFO(line);
+    CHECK(back.type == e.type);
+    CHECK(back.time == e.time);
+    CHECK(FormatLogLine(back) == line);
+  }
+}
+
+TEST_CASE("the parser refuses what the log would not have written") {
+  const absl::CivilDay day(2026, 11, 27);
+  NatEvent e;
+  for (const char* line : {"", "# aftrd started", "10:35:59", "10:35:59 ZZ x", "25:00:00 EL 1",
+                           "10:35 EL 1", "10:35:59 EL x", "10:35:59 BA 2001:db8:a:: 198.51.100.1 1535-1024",
+                           "10:35:59 BA 2001:db8:a:: 198.51.100.1 1024-70000",
+                           "10:35:59 BA 2001:db8:a:: 198.51.100.1", "10:35:59 BA x 198.51.100.1 1-2",
+                           "10:35:59 SC udp 2001:db8:a:: 192.0.2.10 198.51.100.1:1030",
+                           "10:35:59 SC udp 2001:db8:a:: 192.0.2.10:1 198.51.100.1:1030 extra",
+                           "10:35:59 SC p300 2001:db8:a:: 192.0.2.10:1 198.51.100.1:1030",
+                           "10:35:59 PX icmp 2001:db8:a::"}) {
+    INFO(line);
+    CHECK_FALSE(ParseLogLine(day, line, &e).ok());
+  }
 }
 
 TEST_CASE("ring-buffer records decode field by field, in host byte order") {
