@@ -22,6 +22,8 @@
 #include "control/events/event_drain.h"
 #include "control/events/event_log.h"
 #include "control/events/event_sink.h"
+#include "control/attribution/attribution_index.h"
+#include "control/attribution/index_follower.h"
 #include "control/api/aftr_service.h"
 #include "control/api/api_server.h"
 #include "control/api/event_hub.h"
@@ -173,6 +175,21 @@ int Run(const Config& config, const std::string& config_path) {
                   config.pcp().listen_addresses_size(), pcp->Epoch());
   }
 
+  // The attribution index follows the logs; without it aftrd still runs (queries say why).
+  std::unique_ptr<aftr::attribution::AttributionIndex> attribution;
+  std::unique_ptr<aftr::attribution::IndexFollower> attribution_follower;
+  {
+    auto index = aftr::attribution::AttributionIndex::Open(config.logging().attribution_db(),
+                                                           config.log_file());
+    if (index.ok()) {
+      attribution = std::move(*index);
+      attribution_follower = std::make_unique<aftr::attribution::IndexFollower>(
+          attribution.get(), absl::Hours(24) * config.logging().retention_days());
+    } else {
+      aftr::LogError("attribution index unavailable: %s", index.status().ToString());
+    }
+  }
+
   // The API: the service over the running modules, then the server; health says SERVING
   // once everything above is in place.
   aftr::api::EventHub hub;
@@ -188,6 +205,12 @@ int Run(const Config& config, const std::string& config_path) {
     std::map<std::string, uint64_t> c{{"events_drained", (*drain)->events_drained()},
                                       {"events_not_logged", (*drain)->events_failed()},
                                       {"log_lines_written", (*log)->lines_written()}};
+    if (attribution) {
+      const aftr::attribution::IndexStats stats = attribution->stats();
+      c["attribution_lines_indexed"] = stats.lines_indexed;
+      c["attribution_lines_unreadable"] = stats.lines_unreadable;
+      c["attribution_holdings"] = stats.holdings;
+    }
     if (pcp) {
       const auto counters = pcp->counters();
       for (int i = 0; i < aftr::pcp::PcpServer::kCounterCount; ++i) {
@@ -203,6 +226,7 @@ int Run(const Config& config, const std::string& config_path) {
     return c;
   };
   deps.pcp = pcp.get();
+  deps.attribution = attribution.get();
   aftr::api::AftrServiceImpl service(std::move(deps));
   auto api = aftr::api::ApiServer::Start(config.api(), &service);
   if (!api.ok()) {
@@ -257,6 +281,7 @@ int Run(const Config& config, const std::string& config_path) {
   api->reset();      // waits for calls in progress
   metrics.reset();
   drain->reset();     // last drain of the ring buffer into the log
+  attribution_follower.reset();  // the index catches up with the rest when next started
   // XDP stays attached and the maps pinned: packets keep flowing, and the next aftrd adopts
   // sessions, blocks, counters and the events queued meanwhile (`aftrd --detach` removes it).
   datapath->reset();

@@ -583,6 +583,68 @@ grpc::Status AftrServiceImpl::ListPcpMappings(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
+grpc::Status AftrServiceImpl::LookupAttribution(grpc::ServerContext*,
+                                                const aftr::v1::LookupAttributionRequest* req,
+                                                aftr::v1::LookupAttributionResponse* resp) {
+  absl::StatusOr<Ipv4Address> addr = ParseIpv4(req->public_address());
+  if (!addr.ok()) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat("public_address: ", addr.status().message())));
+  }
+  if (req->port() < 1 || req->port() > 65535) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrCat("port: ", req->port(), " is not in 1..65535")));
+  }
+  uint8_t proto = 0;
+  switch (req->protocol()) {
+    case aftr::v1::PROTOCOL_UNSPECIFIED: break;
+    case aftr::v1::TCP: proto = IPPROTO_TCP; break;
+    case aftr::v1::UDP: proto = IPPROTO_UDP; break;
+    case aftr::v1::ICMP: proto = IPPROTO_ICMP; break;
+    default:
+      return ToGrpc(absl::InvalidArgumentError(
+          absl::StrCat("protocol: ", static_cast<int>(req->protocol()), " is not a known protocol")));
+  }
+  const google::protobuf::Timestamp& ts = req->time();
+  if (ts.seconds() < 0 || ts.nanos() < 0 || ts.nanos() > 999999999 || ts.seconds() > 253402300799) {
+    return ToGrpc(absl::InvalidArgumentError("time: not a valid timestamp"));
+  }
+  const absl::Time at = req->has_time() ? absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos())
+                                        : absl::Now();
+  if (deps_.attribution == nullptr) {
+    return ToGrpc(absl::UnavailableError(
+        "the attribution index is not available (see aftrd's log for why it could not be opened)"));
+  }
+  // Up to the last line logged, not just to the last periodic catch-up.
+  if (absl::Status s = deps_.attribution->CatchUp(); !s.ok()) return ToGrpc(s);
+  absl::StatusOr<std::vector<attribution::Holding>> holdings =
+      deps_.attribution->Lookup(*addr, static_cast<uint16_t>(req->port()), at, proto);
+  if (!holdings.ok()) return ToGrpc(holdings.status());
+  for (const attribution::Holding& h : *holdings) {
+    aftr::v1::Attribution* a = resp->add_attributions();
+    switch (h.kind) {
+      case attribution::HoldingKind::kPortBlock: a->set_kind(aftr::v1::Attribution::PORT_BLOCK); break;
+      case attribution::HoldingKind::kStaticMapping: a->set_kind(aftr::v1::Attribution::STATIC_MAPPING); break;
+      case attribution::HoldingKind::kPcpMapping: a->set_kind(aftr::v1::Attribution::PCP_MAPPING); break;
+    }
+    a->set_b4_prefix(h.b4.ToString());
+    a->set_public_address(h.public_addr.ToString());
+    a->set_port_range_start(h.first_port);
+    a->set_port_range_end(h.last_port);
+    if (h.kind != attribution::HoldingKind::kPortBlock) {
+      a->set_protocol(ProtocolToProto(h.proto));
+      a->set_inner_address(h.inner_addr.ToString());
+      a->set_inner_port(h.inner_port);
+    }
+    ToTimestamp(h.start, a->mutable_start_time());
+    if (h.end != absl::InfiniteFuture()) ToTimestamp(h.end, a->mutable_end_time());
+    if (deps_.identities) {
+      absl::StatusOr<std::vector<aftr::v1::SubscriberIdentity>> ids = deps_.identities(h.b4, at);
+      if (!ids.ok()) return ToGrpc(ids.status());
+      for (aftr::v1::SubscriberIdentity& id : *ids) *a->add_identities() = std::move(id);
+    }
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status AftrServiceImpl::DeletePcpMapping(grpc::ServerContext*,
                                                const aftr::v1::DeletePcpMappingRequest* req,
                                                google::protobuf::Empty*) {

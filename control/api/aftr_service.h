@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "aftr/v1/aftr_service.grpc.pb.h"
 #include "control/api/event_hub.h"
+#include "control/attribution/attribution_index.h"
 #include "control/bpf/datapath.h"
 #include "control/events/event_sink.h"
 #include "control/pcp/pcp_server.h"
@@ -38,6 +39,12 @@ class AftrServiceImpl final : public aftr::v1::AftrService::Service {
     // The controller's own counters (events logged, lost, ...), by name.
     std::function<std::map<std::string, uint64_t>()> controller_counters;
     pcp::PcpServer* pcp = nullptr;  // null when pcp.enabled is false
+    // Who held which public port when (null when the index could not be opened).
+    attribution::AttributionIndex* attribution = nullptr;
+    // The RADIUS identities bound to a B4 prefix at a time (unset without RADIUS).
+    std::function<absl::StatusOr<std::vector<aftr::v1::SubscriberIdentity>>(const Ipv6Prefix&,
+                                                                           absl::Time)>
+        identities;
   };
 
   explicit AftrServiceImpl(Deps deps) : deps_(std::move(deps)) {}
@@ -88,6 +95,8 @@ class AftrServiceImpl final : public aftr::v1::AftrService::Service {
                                aftr::v1::ListPcpMappingsResponse*) override;
   grpc::Status DeletePcpMapping(grpc::ServerContext*, const aftr::v1::DeletePcpMappingRequest*,
                                 google::protobuf::Empty*) override;
+  grpc::Status LookupAttribution(grpc::ServerContext*, const aftr::v1::LookupAttributionRequest*,
+                                 aftr::v1::LookupAttributionResponse*) override;
   grpc::Status DeleteStaticMapping(grpc::ServerContext*,
                                    const aftr::v1::DeleteStaticMappingRequest*,
                                    google::protobuf::Empty*) override;

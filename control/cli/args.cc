@@ -81,6 +81,12 @@ std::vector<CommandSpec> MakeCommands() {
       {{"pcp", "delete"}, "NAME", 1, 1,
        "Delete a PCP mapping (pcpMappings/{protocol}-{public_address}-{public_port}[-{remote}-{port}]).",
        "The B4 learns it at its next refresh, which then makes a new mapping.", {}},
+      {{"who"}, "ADDRESS PORT [TIME]", 2, 3,
+       "Who held a public address and port at a time (default now): the B4 and its port block "
+       "or mapping with when it held it, and the RADIUS identity bound to the B4 then.",
+       "TIME is RFC 3339 (2026-11-27T10:35:59Z, or with an offset); the logs have whole "
+       "seconds. Exit 0 with an answer, 4 when nobody held the port then.",
+       {{"protocol", OptionType::kString, "tcp|udp|icmp", "only mappings of this protocol (blocks hold every protocol)"}}},
       {{"stats"}, "", 0, 0,
        "Data-plane counters and drop reasons per direction, table gauges, controller counters.",
        "",
@@ -374,7 +380,7 @@ std::string Usage() {
   absl::StrAppend(&out,
                   "\n`aftrctl COMMAND --help` describes one command.\n"
                   "exit status: 0 success, 1 the call failed (aftrctl: CODE: message on "
-                  "stderr), 2 usage error, 3 health not SERVING.\n");
+                  "stderr), 2 usage error, 3 health not SERVING, 4 who found nobody.\n");
   return out;
 }
 

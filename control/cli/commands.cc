@@ -7,7 +7,9 @@
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "aftr/v1/aftr_service.grpc.pb.h"
 #include "control/cli/format.h"
 #include "control/cli/names.h"
@@ -132,6 +134,7 @@ class Runner {
   int Pools();
   int Mappings();
   int Pcp();
+  int Who();
   int Stats();
   int Events();
   int Config();
@@ -152,6 +155,7 @@ int Runner::Run() {
   if (group == "pools") return Pools();
   if (group == "mappings") return Mappings();
   if (group == "pcp") return Pcp();
+  if (group == "who") return Who();
   if (group == "stats") return Stats();
   if (group == "events") return Events();
   if (group == "config") return Config();
@@ -322,6 +326,45 @@ int Runner::Mappings() {
                },
                std::function<std::string(const google::protobuf::Empty&)>(
                    [&](const google::protobuf::Empty&) { return "deleted " + deleted + "\n"; }));
+}
+
+int Runner::Who() {
+  v1::LookupAttributionRequest req;
+  req.set_public_address(inv_.args[0]);
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(inv_.args[1], &port) || port < 1 || port > 65535) {
+    return UsageError(absl::InvalidArgumentError(
+        absl::StrCat("PORT \"", inv_.args[1], "\" is not a port in 1..65535")));
+  }
+  req.set_port(port);
+  if (inv_.args.size() > 2) {
+    absl::Time at;
+    std::string error;
+    if (!absl::ParseTime(absl::RFC3339_full, inv_.args[2], &at, &error)) {
+      return UsageError(absl::InvalidArgumentError(absl::StrCat(
+          "TIME \"", inv_.args[2], "\" is not RFC 3339 (e.g. 2026-11-27T10:35:59Z): ", error)));
+    }
+    req.mutable_time()->set_seconds(absl::ToUnixSeconds(at));
+    req.mutable_time()->set_nanos(static_cast<int32_t>(
+        absl::ToInt64Nanoseconds(at - absl::FromUnixSeconds(absl::ToUnixSeconds(at)))));
+  }
+  if (inv_.Has("protocol")) {
+    const std::string p = inv_.Get("protocol");
+    if (p == "tcp") req.set_protocol(v1::TCP);
+    else if (p == "udp") req.set_protocol(v1::UDP);
+    else if (p == "icmp") req.set_protocol(v1::ICMP);
+    else return UsageError(absl::InvalidArgumentError(absl::StrCat("--protocol \"", p, "\" is not tcp, udp or icmp")));
+  }
+  v1::LookupAttributionResponse resp;
+  std::unique_ptr<grpc::ClientContext> ctx = Context();
+  grpc::Status s = stub_->LookupAttribution(ctx.get(), req, &resp);
+  if (!s.ok()) return RpcError(s);
+  if (resp.attributions().empty() && !inv_.global.json) {
+    out_ << "nobody held " << req.public_address() << " port " << port << " then\n";
+    return kExitNobody;
+  }
+  Print(resp, std::function<std::string(const v1::LookupAttributionResponse&)>(AttributionText));
+  return resp.attributions().empty() ? kExitNobody : kExitOk;
 }
 
 int Runner::Pcp() {

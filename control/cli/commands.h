@@ -19,6 +19,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRpcError = 1;  // the call failed: "aftrctl: CODE: message" on stderr
 inline constexpr int kExitUsage = 2;     // bad arguments or unreadable local files
 inline constexpr int kExitNotServing = 3;  // health answered, but not SERVING
+inline constexpr int kExitNobody = 4;      // who: nobody held the port at that time
 
 // The channel the global options describe: the Unix socket without credentials, or TCP with
 // TLS (CA, client certificate and key read from their files here).

@@ -201,6 +201,42 @@ std::string PcpMappingsTable(const Repeated<PcpMapping>& mappings, absl::Time no
   return t.Render();
 }
 
+std::string AttributionText(const aftr::v1::LookupAttributionResponse& r) {
+  std::string out;
+  for (const aftr::v1::Attribution& a : r.attributions()) {
+    if (!out.empty()) out += "\n";
+    std::vector<std::pair<std::string, std::string>> kv;
+    switch (a.kind()) {
+      case aftr::v1::Attribution::PORT_BLOCK:
+        kv.push_back({"held by", "port block"});
+        kv.push_back({"block", absl::StrCat(a.public_address(), " ports ", a.port_range_start(), "-",
+                                            a.port_range_end())});
+        break;
+      default:
+        kv.push_back({"held by", a.kind() == aftr::v1::Attribution::STATIC_MAPPING ? "static mapping"
+                                                                                    : "PCP mapping"});
+        kv.push_back({"mapping", absl::StrCat(ProtocolText(a.protocol()), " ",
+                                              Endpoint(a.public_address(), a.port_range_start()), " -> ",
+                                              Endpoint(a.inner_address(), a.inner_port()))});
+        break;
+    }
+    kv.push_back({"b4", a.b4_prefix()});
+    kv.push_back({"from", FormatTime(a.start_time())});
+    kv.push_back({"until", IsSet(a.end_time()) ? FormatTime(a.end_time()) : "still held"});
+    if (a.identities().empty()) kv.push_back({"subscriber", "unknown (no RADIUS binding)"});
+    for (const aftr::v1::SubscriberIdentity& id : a.identities()) {
+      kv.push_back({"subscriber", id.user_name().empty() ? "(no User-Name)" : id.user_name()});
+      if (!id.nas_port_id().empty()) kv.push_back({"  nas-port-id", id.nas_port_id()});
+      kv.push_back({"  accounting", absl::StrCat(id.acct_session_id(), " on ", id.nas(), ", ",
+                                                 FormatTime(id.start_time()), " .. ",
+                                                 IsSet(id.end_time()) ? FormatTime(id.end_time()) : "open")});
+      kv.push_back({"  prefixes", absl::StrJoin(id.prefixes(), ", ")});
+    }
+    out += KeyValues(kv);
+  }
+  return out;
+}
+
 std::string ListFooter(int count, const std::string& noun, const std::string& next_page_token) {
   std::string out = absl::StrCat(count, " ", noun, "\n");
   if (!next_page_token.empty()) {

@@ -36,6 +36,9 @@ std::string StaticMappingsTable(const Repeated<aftr::v1::StaticMapping>& mapping
 std::string PcpMappingsTable(const Repeated<aftr::v1::PcpMapping>& mappings, absl::Time now);
 
 // The line under a list: "3 sessions", plus how to get the rest when there is more.
+// `aftrctl who`: one block of key: value lines per holder.
+std::string AttributionText(const aftr::v1::LookupAttributionResponse& r);
+
 std::string ListFooter(int count, const std::string& noun, const std::string& next_page_token);
 
 std::string SubscriberText(const aftr::v1::Subscriber& s, absl::Time now);
