@@ -144,8 +144,9 @@ void TcpTransport::OnConnected() {
 
 void TcpTransport::Fail(const char* what, int err) {
   if (ever_connected_ && !connecting_ && fd_ >= 0) {
-    LogWarning("ipfix: connection to %s lost (%s: %s); %d bytes kept to resend",
-               collector_.ToString(), what, std::strerror(err), spool_bytes_);
+    LogWarning("ipfix: connection to %s lost (%s%s%s); %d bytes kept to resend",
+               collector_.ToString(), what, err ? ": " : "", err ? std::strerror(err) : "",
+               spool_bytes_);
   }
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
