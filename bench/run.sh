@@ -8,13 +8,16 @@
 #     read) and the events/s WatchEvents sustains to one client with zero loss (bench/api);
 #  4. PCP: with 100 k MAP mappings live on the real data plane, the requests/s and p50/p99
 #     latency of the server on one core through PcpServer::Handle (refresh / ANNOUNCE /
-#     malformed mix) and over its UDP socket, each as a ratio to the 50 k/s target (bench/pcp).
+#     malformed mix) and over its UDP socket, each as a ratio to the 50 k/s target (bench/pcp);
+#  5. IPFIX: octets per record of each template on the wire beside the operator deck's text
+#     formats, and the records/s the encoder + UDP exporter sustains to a loopback collector
+#     without loss (bench/ipfix).
 # Not a test: it prints figures. Takes about 2 minutes. Root.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "bench/run.sh: run as root" >&2; exit 1; }
 bash "$repo/scripts/install-deps.sh"
-bash "$repo/scripts/build.sh" aftrd aftr_microbench aftr_e2e_bench aftr_api_bench aftr_pcp_bench
+bash "$repo/scripts/build.sh" aftrd aftr_microbench aftr_e2e_bench aftr_api_bench aftr_pcp_bench aftr_ipfix_bench
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 echo "== 1. BPF_PROG_TEST_RUN ns/packet"
 "$repo/build/bench/microbench/aftr_microbench" "$@"
@@ -27,3 +30,6 @@ echo "== 3. API"
 echo
 echo "== 4. PCP"
 "$repo/build/bench/pcp/aftr_pcp_bench"
+echo
+echo "== 5. IPFIX"
+"$repo/build/bench/ipfix/aftr_ipfix_bench"

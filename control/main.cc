@@ -7,6 +7,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -29,6 +31,7 @@
 #include "control/api/event_hub.h"
 #include "control/metrics/metrics_server.h"
 #include "control/inspect/state_report.h"
+#include "control/ipfix/ipfix_exporter.h"
 #include "control/nat/session_sweeper.h"
 #include "control/pcp/pcp_server.h"
 
@@ -48,6 +51,8 @@ namespace {
 using aftr::config::v1::Config;
 
 constexpr size_t kMaxPcpClients = 1 << 20;  // B4s remembered for unsolicited ANNOUNCEs
+// At shutdown, how long a TCP collector gets to acknowledge the exporter's spool.
+constexpr absl::Duration kIpfixStopGrace = absl::Seconds(2);
 
 int CheckConfig(const std::string& path) {
   absl::StatusOr<Config> config = aftr::config::LoadConfigFile(path);
@@ -131,6 +136,21 @@ int Run(const Config& config, const std::string& config_path) {
   }
   aftr::events::EventFanout events;  // every event goes to the log (and, later, watchers)
   events.Add(log->get());
+  // IPFIX: one exporter per collector, in the fan-out before the drain starts so that no
+  // event is missed.
+  std::vector<std::unique_ptr<aftr::ipfix::IpfixExporter>> exporters;
+  for (int i = 0; i < config.ipfix().collectors_size(); ++i) {
+    // TODO(radius): the RADIUS accounting module will name the subscriber of a B4.
+    auto exporter = aftr::ipfix::IpfixExporter::Create(
+        config, i, [](const aftr::Ipv6Address&) { return std::string(); },
+        [dp = datapath->get()] { return aftr::ipfix::PolicyFromConfig(dp->config()); });
+    if (!exporter.ok()) {
+      aftr::LogError("%s", exporter.status().ToString());
+      return 1;
+    }
+    events.Add(exporter->get());
+    exporters.push_back(std::move(*exporter));
+  }
   auto drain = aftr::events::EventDrain::Create((*datapath)->fds().events, &events);
   if (!drain.ok()) {
     aftr::LogError("%s", drain.status().ToString());
@@ -211,6 +231,7 @@ int Run(const Config& config, const std::string& config_path) {
       c["attribution_lines_unreadable"] = stats.lines_unreadable;
       c["attribution_holdings"] = stats.holdings;
     }
+    if (!exporters.empty()) c.merge(aftr::ipfix::SumCounters(exporters));
     if (pcp) {
       const auto counters = pcp->counters();
       for (int i = 0; i < aftr::pcp::PcpServer::kCounterCount; ++i) {
@@ -282,6 +303,11 @@ int Run(const Config& config, const std::string& config_path) {
   metrics.reset();
   drain->reset();     // last drain of the ring buffer into the log
   attribution_follower.reset();  // the index catches up with the rest when next started
+  // IPFIX last: what the drain just published is sent (TCP: acknowledged) within a bound.
+  for (auto& exporter : exporters) {
+    events.Remove(exporter.get());
+    exporter->Stop(kIpfixStopGrace);
+  }
   // XDP stays attached and the maps pinned: packets keep flowing, and the next aftrd adopts
   // sessions, blocks, counters and the events queued meanwhile (`aftrd --detach` removes it).
   datapath->reset();

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# e2e: aftrd's IPFIX export (RFC 7011 + RFC 8158) in the namespace lab, per-session logging.
+# Two collectors on 127.0.0.1 inside the aftr namespace: UDP 4739, captured with tshark and
+# decoded by tshark's own IPFIX dissector (every field by its IANA name, natEvent values by
+# the IANA registry's names), and TCP 4740, a small Python collector (ipfix_collector.py)
+# that goes away cleanly for a few seconds while both B4s make sessions, then comes back:
+# every record arrives, sequence numbers have no gap, and the exporter's own statistics
+# record and counters agree. The Internet address 203.0.113.x (a destination) never appears
+# in the IPFIX bytes.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$here/lib.sh"
+# shellcheck source=SCRIPTDIR/aftrd.sh
+source "$here/aftrd.sh"
+# shellcheck source=SCRIPTDIR/aftrctl.sh
+source "$here/aftrctl.sh"
+
+if [[ $(id -u) != 0 ]]; then
+	echo "SKIP: needs root (network namespaces, XDP)"
+	exit 77
+fi
+
+PY=/usr/bin/python3
+UDP_PORT=4739
+TCP_PORT=4740
+TSHARK_PID=""
+COLLECTOR_PID=""
+
+cleanup() {
+	# Only what this test started, by PID.
+	[[ -n $TSHARK_PID ]] && kill -INT "$TSHARK_PID" 2>/dev/null && wait "$TSHARK_PID" 2>/dev/null
+	[[ -n $COLLECTOR_PID ]] && kill "$COLLECTOR_PID" 2>/dev/null && wait "$COLLECTOR_PID" 2>/dev/null
+	aftr_lab_down
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The lab as aftr_lab_up builds it, with the collectors listening before aftrd starts (so the
+# capture holds the first message, sequence number 0).
+topo_create
+servers_start
+AFTR_BPFFS=$TOPO_TMP/bpffs
+mkdir -p "$AFTR_BPFFS"
+mount -t bpf bpf "$AFTR_BPFFS"
+AFTR_CONF=$TOPO_TMP/aftrd.conf
+AFTR_EVENTS_LOG=$TOPO_TMP/events.log
+AFTR_API_SOCKET=$TOPO_TMP/aftrd.sock
+aftr_config_write "$AFTR_CONF" \
+	'logging { mode: LOG_MODE_PER_SESSION }' \
+	"ipfix { collectors { address: \"127.0.0.1:$UDP_PORT\" }" \
+	"  collectors { address: \"127.0.0.1:$TCP_PORT\" transport: IPFIX_TRANSPORT_TCP }" \
+	'  template_refresh_seconds: 5 }'
+
+PCAP=$TOPO_TMP/ipfix.pcap
+CDIR=$TOPO_TMP/collector
+mkdir -p "$CDIR"
+ip netns exec "$NS_AFTR" tshark -q -i lo -f "udp port $UDP_PORT" -w "$PCAP" >"$TOPO_TMP/tshark.log" 2>&1 &
+TSHARK_PID=$!
+ip netns exec "$NS_AFTR" timeout 90 "$PY" "$here/ipfix_collector.py" 127.0.0.1 "$TCP_PORT" "$CDIR" 80 \
+	>"$TOPO_TMP/collector.log" 2>&1 &
+COLLECTOR_PID=$!
+wait_until 10 test -e "$CDIR/ready"
+wait_until 10 grep -q "Capturing on" "$TOPO_TMP/tshark.log" || { cat "$TOPO_TMP/tshark.log"; exit 1; }
+aftrd_start
+
+# Phase 1: traffic from both B4s while both collectors listen.
+check "h1 http through the AFTR" check_http h1
+check "h2 udp through the AFTR" check_udp h2
+check "h1 ping through the AFTR" check_ping h1
+sleep 1
+
+# Phase 2: the TCP collector goes away; sessions go on being made.
+touch "$CDIR/away"
+wait_until 10 test -e "$CDIR/gone"
+check "h2 http while the TCP collector is away" check_http h2
+check "h1 udp while the TCP collector is away" check_udp h1
+check "h2 ping while the TCP collector is away" check_ping h2
+sleep 3
+stats=$(aftrctl_run stats)
+spool=$(awk '$1 == "ipfix_spool_bytes" { print $2 }' <<<"$stats")
+check "records wait in the TCP spool meanwhile ($spool bytes)" test "${spool:-0}" -gt 0
+
+# Phase 3: it comes back; the exporter reconnects (backoff at most 4 s here) and resends.
+touch "$CDIR/back"
+wait_until 15 bash -c "grep -c 'ipfix: connected to 127.0.0.1:$TCP_PORT' '$AFTRD_STDERR' | grep -qx 2"
+check "the exporter reconnected" grep -q "messages to (re)send" "$AFTRD_STDERR"
+sleep 1
+stats=$(aftrctl_run stats)
+counter() { awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print "missing" }' <<<"$stats"; }
+echo "$stats" | grep ipfix_ || true
+check "ipfix_reconnects = 1" test "$(counter ipfix_reconnects)" = 1
+check "ipfix_records_dropped = 0" test "$(counter ipfix_records_dropped)" = 0
+check "ipfix_spool_bytes = 0 after the resend" test "$(counter ipfix_spool_bytes)" = 0
+
+# Stop: aftrd sends a last statistics record and closes the TCP connection.
+aftrd_term
+wait "$COLLECTOR_PID" || true
+COLLECTOR_PID=""
+sleep 0.5
+kill -INT "$TSHARK_PID" 2>/dev/null || true
+wait "$TSHARK_PID" 2>/dev/null || true
+TSHARK_PID=""
+
+# ---- TCP: every record, no gap, statistics agree ----
+tcp=$("$PY" "$here/ipfix_check.py" tcp "$CDIR/collector.json") || { echo "$tcp"; check "TCP sequence numbers without gap" false; }
+echo "$tcp" | sed 's/^/  tcp: /'
+val() { awk -F= -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
+check "TCP: two connections" test "$(val connections "$tcp")" = 2
+check "TCP: each connection starts with the templates" test "$(val connections_start_with_templates "$tcp")" = 1
+check "TCP: sequence numbers contiguous across the reconnection" test "$(val gaps "$tcp")" = 0
+check "TCP: first sequence number 0" test "$(val first_seq "$tcp")" = 0
+tcp_nat=$(val nat_records "$tcp")
+check "TCP: records received ($tcp_nat) = exportedFlowRecordTotalCount of the last statistics record" \
+	test "$tcp_nat" = "$(val stats_records "$tcp")"
+check "TCP: notSentFlowTotalCount 0" test "$(val stats_not_sent "$tcp")" = 0
+log_sessions=$(grep -c ' SC ' "$AFTR_EVENTS_LOG" || true)
+log_blocks=$(grep -c ' BA ' "$AFTR_EVENTS_LOG" || true)
+check "TCP: one record per logged session and block ($log_sessions + $log_blocks)" \
+	test "$tcp_nat" = $((log_sessions + log_blocks))
+check "TCP: no 203.0.113.x in the IPFIX bytes" \
+	"$PY" -c "import sys; sys.exit(bytes([203,0,113]) in open('$CDIR/stream.bin','rb').read())"
+
+# ---- UDP, decoded by tshark ----
+decode() { tshark -r "$PCAP" -d "udp.port==$UDP_PORT,cflow" "$@" 2>/dev/null; }
+tshark -r "$PCAP" -T fields -e udp.payload >"$TOPO_TMP/udp.hex" 2>/dev/null
+udp=$("$PY" "$here/ipfix_check.py" udp "$TOPO_TMP/udp.hex") || true
+echo "$udp" | sed 's/^/  udp: /'
+check "UDP: sequence numbers contiguous" test "$(val gaps "$udp")" = 0
+check "UDP: first sequence number 0" test "$(val first_seq "$udp")" = 0
+check "UDP: same NAT records as TCP" test "$(val nat_records "$udp")" = "$tcp_nat"
+check "UDP: templates refreshed (more than one template message)" test "$(val template_messages "$udp")" -gt 1
+check "UDP: no 203.0.113.x in the IPFIX bytes" bash -c "! grep -q 'cb0071' '$TOPO_TMP/udp.hex'"
+DECODED=$TOPO_TMP/decoded.txt
+decode -V >"$DECODED"
+# Every field of every template, named by tshark's IPFIX dissector ("Type: NAME (ID)" in its
+# template dump). For ids below 128, which IPFIX inherited from NetFlow v9, tshark 4.0 prints
+# the NetFlow v9 name: IANA protocolIdentifier (4) is PROTOCOL, sourceTransportPort (7)
+# L4_SRC_PORT, sourceIPv4Address (8) IP_SRC_ADDR, sourceIPv6Address (27) IPV6_SRC_ADDR,
+# exportedMessageTotalCount (41) TOTAL_PKTS_EXP, exportedFlowRecordTotalCount (42)
+# TOTAL_FLOWS_EXP.
+for f in "observationTimeMilliseconds (323)" "natEvent (230)" "PROTOCOL (4)" \
+	"IP_SRC_ADDR (8)" "L4_SRC_PORT (7)" "postNATSourceIPv4Address (225)" \
+	"postNAPTSourceTransportPort (227)" "IPV6_SRC_ADDR (27)" "userName (371)" \
+	"portRangeStart (361)" "portRangeEnd (362)" "portRangeStepSize (363)" \
+	"portRangeNumPorts (364)" "natPoolId (283)" "natQuotaExceededEvent (466)" \
+	"maxEntriesPerUser (473)" "maxSessionEntries (471)" "maxSubscribers (474)" \
+	"observationDomainId (149)" "TOTAL_PKTS_EXP (41)" \
+	"TOTAL_FLOWS_EXP (42)" "notSentFlowTotalCount (166)"; do
+	check "UDP template field $f" grep -qF "Type: $f" "$DECODED"
+done
+check "UDP: no unknown field types" bash -c "! grep -q 'Type: Unknown' '$DECODED'"
+values() { decode -T fields -E occurrence=a -E aggregator=/s -e "$1" | tr ' ' '\n' | sed '/^$/d' | sort -u; }
+check "natEvent 4 NAT44 session create" grep -q "NAT44 session create (4)" "$DECODED"
+check "natEvent 16 Port block allocation" grep -q "Port block allocation (16)" "$DECODED"
+check "B4 2001:db8:a::2 in sourceIPv6Address" grep -qx "2001:db8:a::2" <(values cflow.srcaddrv6)
+check "B4 2001:db8:b::2 in sourceIPv6Address" grep -qx "2001:db8:b::2" <(values cflow.srcaddrv6)
+check "sourceIPv4Address is the hosts' 192.0.2.10" test "$(values cflow.srcaddr)" = "192.0.2.10"
+check "postNATSourceIPv4Address in 198.51.100.0/28" \
+	bash -c "values_ok=\$(cat); [[ -n \$values_ok ]] && ! grep -vqE '^198\.51\.100\.([0-9]|1[0-5])$' <<<\"\$values_ok\"" \
+	< <(values cflow.post_natsource_ipv4_address)
+check "protocols ICMP, TCP and UDP" test "$(values cflow.protocol | sort -n | tr '\n' ' ')" = "1 6 17 "
+starts=$(values cflow.port_range_start | tr '\n' ' ')
+check "port blocks of 512 from 1024 ($starts)" \
+	bash -c "for s in $starts; do (( (s - 1024) % 512 == 0 )) || exit 1; done; [[ -n '$starts' ]]"
+check "portRangeNumPorts 512, step 1" test "$(values cflow.port_range_num_ports)/$(values cflow.port_range_step_size)" = "512/1"
+ends_ok=$(decode -T fields -E occurrence=a -E aggregator=/s -e cflow.port_range_start -e cflow.port_range_end |
+	"$PY" -c "
+import sys
+ok = True
+for line in sys.stdin:
+    cols = line.rstrip('\n').split('\t')
+    if len(cols) < 2 or not cols[0]: continue
+    for s, e in zip(cols[0].split(), cols[1].split()):
+        ok &= int(e) == int(s) + 511
+print(int(ok))")
+check "portRangeEnd = start + 511" test "$ends_ok" = 1
+check "public ports of sessions inside a claimed block" test -n "$(values cflow.post_naptsource_transport_port)"
+
+if ((failures)); then
+	echo "--- aftrd stderr"; cat "$AFTRD_STDERR"
+	echo "--- events log"; cat "$AFTR_EVENTS_LOG"
+	echo "FAILED: $failures"
+	exit 1
+fi
+echo "PASS"
