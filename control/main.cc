@@ -28,6 +28,8 @@
 #include "control/inspect/state_report.h"
 #include "control/nat/session_sweeper.h"
 #include "control/pcp/pcp_server.h"
+#include "control/subscribers/radius_server.h"
+#include "control/subscribers/subscriber_history.h"
 
 ABSL_FLAG(std::string, config, "", "Configuration file (textproto of aftr.config.v1.Config)");
 ABSL_FLAG(std::string, check_config, "",
@@ -159,6 +161,39 @@ int Run(const Config& config, const std::string& config_path) {
                   config.pcp().listen_addresses_size(), pcp->Epoch());
   }
 
+  // RADIUS accounting from the BRASes: the subscriber identity history (who held which IPv6
+  // prefix when), kept in radius.history_db. subscriber_history is null when it is off.
+  std::unique_ptr<aftr::subscribers::SubscriberHistory> history;
+  std::unique_ptr<aftr::subscribers::RadiusServer> radius;
+  std::unique_ptr<aftr::subscribers::RadiusListener> radius_listener;
+  if (config.radius().enabled()) {
+    auto opened = aftr::subscribers::SubscriberHistory::Open(
+        config.radius().history_db(), absl::Hours(24) * config.radius().history_days());
+    if (!opened.ok()) {
+      aftr::LogError("%s", opened.status().ToString());
+      return 1;
+    }
+    history = std::move(*opened);
+    auto clients = aftr::subscribers::LoadRadiusClients(config.radius());
+    if (!clients.ok()) {
+      aftr::LogError("%s", clients.status().ToString());
+      return 1;
+    }
+    radius = std::make_unique<aftr::subscribers::RadiusServer>(std::move(*clients), history.get());
+    auto listener = aftr::subscribers::RadiusListener::Start(config.radius(), radius.get(), history.get());
+    if (!listener.ok()) {
+      aftr::LogError("%s", listener.status().ToString());
+      return 1;
+    }
+    radius_listener = std::move(*listener);
+    aftr::LogInfo("RADIUS accounting server on port %d of %d addresses, %d clients, history %s "
+                  "(%d open sessions)",
+                  config.radius().port(), config.radius().listen_addresses_size(),
+                  config.radius().clients_size(), config.radius().history_db(),
+                  history->OpenSessionCount());
+  }
+  [[maybe_unused]] aftr::subscribers::SubscriberHistory* subscriber_history = history.get();
+
   // The API: the service over the running modules, then the server; health says SERVING
   // once everything above is in place.
   aftr::api::EventHub hub;
@@ -186,6 +221,7 @@ int Run(const Config& config, const std::string& config_path) {
             results[i];
       }
     }
+    if (radius) c.merge(radius->CounterMap());
     return c;
   };
   deps.pcp = pcp.get();
@@ -239,6 +275,7 @@ int Run(const Config& config, const std::string& config_path) {
   }
   (*api)->SetServing(false);
   pcp_listener.reset();  // no more requests; PCP state stays pinned with its sessions
+  radius_listener.reset();  // no more accounting; every acknowledged record is committed
   hub.Close();       // ends the watch streams
   api->reset();      // waits for calls in progress
   metrics.reset();
