@@ -236,7 +236,7 @@ bool VerifyAccountingRequest(std::span<const uint8_t> packet, absl::string_view 
 bool VerifyMessageAuthenticator(std::span<const uint8_t> packet, absl::string_view secret) {
   if (packet.size() < kHeaderSize) return false;
   std::vector<uint8_t> buf(packet.begin(), packet.end());
-  std::fill(buf.begin() + 4, buf.begin() + kHeaderSize, 0);
+  if (buf[0] == kAccountingRequest) std::fill(buf.begin() + 4, buf.begin() + kHeaderSize, 0);
   std::optional<size_t> value_at;
   for (size_t at = kHeaderSize; at + 2 <= buf.size() && buf[at + 1] >= 2;) {
     const size_t len = buf[at + 1];
@@ -254,6 +254,13 @@ bool VerifyMessageAuthenticator(std::span<const uint8_t> packet, absl::string_vi
   HMAC(EVP_md5(), secret.data(), static_cast<int>(secret.size()), buf.data(), buf.size(), mac,
        &mac_len);
   return mac_len == kAuthenticatorSize && ConstantTimeEqual(mac, &packet[*value_at], kAuthenticatorSize);
+}
+
+bool HasMessageAuthenticator(std::span<const uint8_t> packet) {
+  for (size_t at = kHeaderSize; at + 2 <= packet.size() && packet[at + 1] >= 2; at += packet[at + 1]) {
+    if (packet[at] == kMessageAuthenticator) return true;
+  }
+  return false;
 }
 
 std::vector<uint8_t> AccountingResponse(uint8_t identifier, const Authenticator& request_authenticator,

@@ -25,6 +25,7 @@ inline constexpr size_t kAuthenticatorSize = 16;
 enum Code : uint8_t {
   kAccountingRequest = 4,
   kAccountingResponse = 5,
+  kStatusServer = 12,  // RFC 5997: a NAS asking whether the server is alive
 };
 
 // Attribute types this server reads.
@@ -117,9 +118,12 @@ bool VerifyAccountingRequest(std::span<const uint8_t> packet, absl::string_view 
 
 // RFC 3579 section 3.2 / RFC 5080 section 2.2: a Message-Authenticator in an
 // Accounting-Request is HMAC-MD5(secret, packet with the Request Authenticator and the
-// Message-Authenticator value zeroed). True when there is none or it matches; false when
-// it does not match or is not 16 octets.
+// Message-Authenticator value zeroed); in a Status-Server (RFC 5997 section 3) the Request
+// Authenticator is random and taken as sent. True when there is none or it matches; false
+// when it does not match, is not 16 octets, or appears twice.
 bool VerifyMessageAuthenticator(std::span<const uint8_t> packet, absl::string_view secret);
+// Whether the packet has a Message-Authenticator attribute (framing already checked).
+bool HasMessageAuthenticator(std::span<const uint8_t> packet);
 
 // The Accounting-Response to a request (no attributes): RFC 2866 section 3's Response
 // Authenticator MD5(Code + Identifier + Length + Request Authenticator + attributes + secret).

@@ -138,6 +138,7 @@ const char* const RadiusServer::kCounterNames[kCounterCount] = {
     "radius_interims",
     "radius_accounting_on_off",
     "radius_ignored_status_types",
+    "radius_status_server",
 };
 
 RadiusServer::RadiusServer(std::vector<RadiusClient> clients, SubscriberHistory* history,
@@ -177,12 +178,23 @@ std::vector<uint8_t> RadiusServer::Handle(std::span<const uint8_t> datagram, con
     Count(kDroppedMalformed);
     return {};
   }
+  const size_t length = static_cast<size_t>(datagram[2]) << 8 | datagram[3];
+  const std::span<const uint8_t> signed_part = datagram.first(length);  // padding excluded
+  if (packet->code == Code::kStatusServer) {
+    // RFC 5997 section 3: authenticated by its Message-Authenticator alone, which it must
+    // carry; answered on the accounting port with an Accounting-Response, recording nothing.
+    if (!HasMessageAuthenticator(signed_part) || !VerifyMessageAuthenticator(signed_part, client->secret)) {
+      Count(kDroppedBadAuthenticator);
+      return {};
+    }
+    Count(kStatusServerAnswered);
+    Count(kResponses);
+    return AccountingResponse(packet->identifier, packet->authenticator, client->secret);
+  }
   if (packet->code != kAccountingRequest) {
     Count(kDroppedNotAccounting);
     return {};
   }
-  const size_t length = static_cast<size_t>(datagram[2]) << 8 | datagram[3];
-  const std::span<const uint8_t> signed_part = datagram.first(length);  // padding excluded
   if (!VerifyAccountingRequest(signed_part, client->secret) ||
       !VerifyMessageAuthenticator(signed_part, client->secret)) {
     Count(kDroppedBadAuthenticator);

@@ -5,7 +5,8 @@
 // Accounting-Request, carries that client's Request Authenticator (and Message-Authenticator,
 // if any), and has been stored: RFC 2866 section 2 lets the NAS retransmit until it is
 // answered, so nothing is acknowledged that is not in the history. Everything else is dropped
-// unanswered and counted. A retransmission (RFC 5080 section 2.2.2: same source address and
+// unanswered and counted. A Status-Server (RFC 5997) with a valid Message-Authenticator is
+// answered with an Accounting-Response (the NAS's liveness check). A retransmission (RFC 5080 section 2.2.2: same source address and
 // port, Identifier and Request Authenticator within kDuplicateWindow) gets the cached
 // response again and is not recorded twice.
 //
@@ -63,7 +64,7 @@ class RadiusServer {
     kResponses,                // Accounting-Responses sent (retransmissions included)
     kDroppedUnknownClient,
     kDroppedMalformed,         // framing or attribute values, or required attributes missing
-    kDroppedNotAccounting,     // a code other than Accounting-Request
+    kDroppedNotAccounting,     // a code other than Accounting-Request and Status-Server
     kDroppedBadAuthenticator,  // Request Authenticator or Message-Authenticator
     kDroppedStoreFailed,       // the history could not store it (the NAS will retransmit)
     kDuplicates,
@@ -72,6 +73,7 @@ class RadiusServer {
     kInterims,
     kAccountingOnOff,
     kIgnoredStatusTypes,       // valid, acknowledged, not recorded (e.g. Tunnel-Start)
+    kStatusServerAnswered,     // RFC 5997 Status-Server answered
     kCounterCount
   };
   static const char* const kCounterNames[kCounterCount];

@@ -177,6 +177,7 @@ absl::Status SubscriberHistory::Prepare() {
 
 absl::Status SubscriberHistory::LoadOpenSessions() {
   absl::MutexLock lock(&mu_);
+  absl::MutexLock open_lock(&open_mu_);
   open_.clear();
   open_by_prefix_.clear();
   open_lengths_ = {};
@@ -286,6 +287,7 @@ absl::Status SubscriberHistory::OpenBinding(const SessionKey& key, const Account
       !st.ok()) {
     return st;
   }
+  absl::MutexLock open_lock(&open_mu_);
   auto [it, fresh] = open_.insert_or_assign(key, std::move(s));
   IndexOpen(it->first, it->second);
   return absl::OkStatus();
@@ -299,6 +301,7 @@ absl::Status SubscriberHistory::CloseBinding(std::map<SessionKey, OpenSession>::
   sqlite3_bind_int64(close_, 1, it->second.binding_id);
   sqlite3_bind_int64(close_, 2, Micros(end));
   if (sqlite3_step(close_) != SQLITE_DONE) return SqliteError(db_, "closing a binding");
+  absl::MutexLock open_lock(&open_mu_);
   UnindexOpen(it->first, it->second);
   open_.erase(it);
   return absl::OkStatus();
@@ -458,7 +461,7 @@ absl::StatusOr<std::vector<IdentityBinding>> SubscriberHistory::Lookup(const Ipv
 }
 
 std::string SubscriberHistory::CurrentUserName(const Ipv6Address& b4) const {
-  absl::MutexLock lock(&mu_);
+  absl::ReaderMutexLock lock(&open_mu_);
   for (int length = 128; length >= 0; --length) {  // the most specific holder
     if (open_lengths_[length] <= 0) continue;
     auto it = open_by_prefix_.find({Masked(b4, length).bytes, length});
@@ -470,7 +473,7 @@ std::string SubscriberHistory::CurrentUserName(const Ipv6Address& b4) const {
 }
 
 size_t SubscriberHistory::OpenSessionCount() const {
-  absl::MutexLock lock(&mu_);
+  absl::ReaderMutexLock lock(&open_mu_);
   return open_.size();
 }
 

@@ -107,8 +107,9 @@ class SubscriberHistory {
                           const std::string& nas_port_id, const std::vector<Ipv6Prefix>& prefixes,
                           absl::Time start, std::optional<absl::Time> end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void IndexOpen(const SessionKey& key, const OpenSession& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UnindexOpen(const SessionKey& key, const OpenSession& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void IndexOpen(const SessionKey& key, const OpenSession& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_, open_mu_);
+  void UnindexOpen(const SessionKey& key, const OpenSession& s)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_, open_mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Binding ids matching a lookup, from one prepared statement's rows.
   absl::Status CollectIds(sqlite3_stmt* stmt, std::vector<int64_t>* ids) const
@@ -128,10 +129,13 @@ class SubscriberHistory {
   // Which prefix lengths occur in the file, so a lookup probes only those.
   std::array<bool, 129> lengths_seen_ ABSL_GUARDED_BY(mu_) = {};
 
-  std::map<SessionKey, OpenSession> open_ ABSL_GUARDED_BY(mu_);
+  // The open sessions: written with both mu_ and open_mu_ held, read with either, so that
+  // CurrentUserName (on the NAT logging path) never waits for a SQLite commit.
+  mutable absl::Mutex open_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::map<SessionKey, OpenSession> open_;
   // Open sessions by prefix (the newest holder wins), and how many per prefix length.
-  std::map<PrefixKey, SessionKey> open_by_prefix_ ABSL_GUARDED_BY(mu_);
-  std::array<int, 129> open_lengths_ ABSL_GUARDED_BY(mu_) = {};
+  std::map<PrefixKey, SessionKey> open_by_prefix_;
+  std::array<int, 129> open_lengths_ = {};
 };
 
 // The prefixes of a record: Framed-IPv6-Prefix, Delegated-IPv6-Prefix, Framed-IPv6-Address

@@ -9,7 +9,7 @@
 # malformed datagram and one from an unknown source are counted and the server keeps
 # serving; a retransmission is answered from the cache and counted once; aftrd restarted:
 # the history is still there and a Stop after the restart closes the session opened before
-# it; an Accounting-On closes everything of its NAS.
+# it; an Accounting-On closes everything of its NAS; a Status-Server is answered.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -104,6 +104,12 @@ launch() {
 check "aftrd starts with radius enabled and listens on :$RADIUS_PORT" launch
 check "the history file was created" test -f "$HISTORY_DB"
 check "WAL mode" sql_is "PRAGMA journal_mode" "wal"
+status1() {
+	printf 'Message-Authenticator = 0x00\n' |
+		in_ns inet timeout 10 radclient -q -r 1 -t 2 "$BRAS1_SERVER" status "$SECRET1"
+}
+check "Status-Server (RFC 5997) from bras1 answered" status1
+check "radius_status_server is 1" counter_is radius_status_server 1
 
 # ---- alice (bras1, IPv4) and bob (bras2, IPv6): Start ----
 check "bras1 Start for alice answered" acct1 "Acct-Status-Type = Start

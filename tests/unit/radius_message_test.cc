@@ -106,6 +106,8 @@ TEST_CASE("RADIUS Message-Authenticator is verified with HMAC-MD5", "[radius]") 
   tampered.back() ^= 0x80;
   CHECK_FALSE(VerifyMessageAuthenticator(tampered, "s3cret"));
   CHECK(VerifyMessageAuthenticator(kStart, "s3cret"));  // none present: nothing to check
+  CHECK(HasMessageAuthenticator(kWithMessageAuthenticator));
+  CHECK_FALSE(HasMessageAuthenticator(kStart));
   absl::StatusOr<Packet> p = DecodePacket(kWithMessageAuthenticator);
   REQUIRE(p.ok());
   absl::StatusOr<AccountingRequest> r = ParseAccountingRequest(*p);

@@ -213,6 +213,30 @@ TEST_CASE("RADIUS server Interim Stop and Accounting-On reach the history", "[ra
   CHECK(f.Counter(C::kIgnoredStatusTypes) == 1);
 }
 
+// Status-Server (RFC 5997), identifier 0x33, Request Authenticator 10..1f (as sent, not
+// zeroed), Message-Authenticator and the Accounting-Response for secret "s3cret", computed
+// by a hashlib one-off.
+const Bytes kStatusServer = {0x0c, 0x33, 0x00, 0x26, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18,
+                             0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x50, 0x12, 0x5d, 0x0f, 0x14, 0x59,
+                             0x00, 0x8e, 0xd1, 0x69, 0xdc, 0xe3, 0xb0, 0xe0, 0x58, 0x58, 0x3d, 0x52};
+const Bytes kStatusServerResponse = {0x05, 0x33, 0x00, 0x14, 0x4e, 0xb8, 0x95, 0xbb, 0x85, 0x96,
+                                     0xda, 0xb5, 0xe6, 0xdf, 0x40, 0x54, 0xcc, 0x74, 0x8f, 0xbc};
+
+TEST_CASE("RADIUS server answers Status-Server with a valid Message-Authenticator only", "[radius_server]") {
+  TempDb db;
+  auto h = SubscriberHistory::Open(db.path, absl::Hours(1));
+  REQUIRE(h.ok());
+  RadiusServer server({{P("::ffff:192.0.2.0/120"), "s3cret"}, {P("2001:db8::/32"), "other"}}, h->get());
+  CHECK(server.Handle(kStatusServer, Mapped("192.0.2.9"), 1) == kStatusServerResponse);
+  CHECK(server.Handle(kStatusServer, A("2001:db8::9"), 1).empty());  // another secret
+  Bytes no_ma(kStatusServer.begin(), kStatusServer.begin() + 20);
+  no_ma[3] = 20;
+  CHECK(server.Handle(no_ma, Mapped("192.0.2.9"), 1).empty());  // it must carry one
+  CHECK(server.counters()[C::kStatusServerAnswered] == 1);
+  CHECK(server.counters()[C::kDroppedBadAuthenticator] == 2);
+  CHECK((*h)->OpenSessionCount() == 0);
+}
+
 TEST_CASE("RADIUS NAS name falls back from NAS-Identifier to NAS-IP to the source", "[radius_server]") {
   AccountingRequest r;
   r.status_type = 1;

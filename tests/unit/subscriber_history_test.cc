@@ -8,7 +8,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -242,6 +244,32 @@ TEST_CASE("History prune removes bindings ended before the retention", "[history
   CHECK(Users(*h, "2001:db8:3::/64", kT0 + absl::Hours(1)) == Names{"recent"});
   CHECK(Users(*h, "2001:db8:4::/64", now) == Names{"open"});
   CHECK(*h->Prune(now) == 0);
+}
+
+TEST_CASE("History is usable from several threads at once", "[history]") {
+  TempDb db;
+  auto h = OpenOrDie(db.path);
+  std::atomic<bool> done = false;
+  std::atomic<int> failures = 0;
+  std::thread reader([&] {
+    for (int i = 0; !done && i < 100000; ++i) {
+      const std::string name = h->CurrentUserName(A("2001:db8:a::2"));
+      if (!name.empty() && name.rfind("user", 0) != 0) ++failures;
+      if (i % 16 == 0 && !h->Lookup(P("2001:db8:a::2/128"), kT0 + absl::Seconds(i % 400)).ok()) ++failures;
+    }
+  });
+  for (int i = 0; i < 200; ++i) {
+    const absl::Time t = kT0 + absl::Seconds(2 * i);
+    const std::string session = "s" + std::to_string(i);
+    REQUIRE(h->Record(Event(Kind::kStart, session, t, "user" + std::to_string(i), {P("2001:db8:a::/64")})).ok());
+    REQUIRE(h->Record(Event(Kind::kStop, session, t + absl::Seconds(1))).ok());
+  }
+  done = true;
+  reader.join();
+  CHECK(failures == 0);
+  CHECK(h->OpenSessionCount() == 0);
+  CHECK(Users(*h, "2001:db8:a::2/128", kT0 + absl::Seconds(2 * 123)) == Names{"user123"});
+  CHECK(Users(*h, "2001:db8:a::2/128", kT0 + absl::Seconds(2 * 123 + 1)).empty());
 }
 
 // A month of history of 32 k subscribers: each reconnects every ~5 days with a new session
