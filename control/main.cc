@@ -27,6 +27,7 @@
 #include "control/attribution/attribution_index.h"
 #include "control/attribution/index_follower.h"
 #include "control/api/aftr_service.h"
+#include "control/api/translate.h"
 #include "control/api/api_server.h"
 #include "control/api/event_hub.h"
 #include "control/metrics/metrics_server.h"
@@ -34,6 +35,8 @@
 #include "control/ipfix/ipfix_exporter.h"
 #include "control/nat/session_sweeper.h"
 #include "control/pcp/pcp_server.h"
+#include "control/subscribers/radius_server.h"
+#include "control/subscribers/subscriber_history.h"
 
 ABSL_FLAG(std::string, config, "", "Configuration file (textproto of aftr.config.v1.Config)");
 ABSL_FLAG(std::string, check_config, "",
@@ -134,15 +137,49 @@ int Run(const Config& config, const std::string& config_path) {
     aftr::LogError("%s", datapath.status().ToString());
     return 1;
   }
+  // RADIUS accounting from the BRASes: the subscriber identity history (who held which IPv6
+  // prefix when), kept in radius.history_db; null when RADIUS is off. Before the
+  // exporters, which name the subscriber of each B4 from it.
+  std::unique_ptr<aftr::subscribers::SubscriberHistory> history;
+  std::unique_ptr<aftr::subscribers::RadiusServer> radius;
+  std::unique_ptr<aftr::subscribers::RadiusListener> radius_listener;
+  if (config.radius().enabled()) {
+    auto opened = aftr::subscribers::SubscriberHistory::Open(
+        config.radius().history_db(), absl::Hours(24) * config.radius().history_days());
+    if (!opened.ok()) {
+      aftr::LogError("%s", opened.status().ToString());
+      return 1;
+    }
+    history = std::move(*opened);
+    auto clients = aftr::subscribers::LoadRadiusClients(config.radius());
+    if (!clients.ok()) {
+      aftr::LogError("%s", clients.status().ToString());
+      return 1;
+    }
+    radius = std::make_unique<aftr::subscribers::RadiusServer>(std::move(*clients), history.get());
+    auto listener = aftr::subscribers::RadiusListener::Start(config.radius(), radius.get(), history.get());
+    if (!listener.ok()) {
+      aftr::LogError("%s", listener.status().ToString());
+      return 1;
+    }
+    radius_listener = std::move(*listener);
+    aftr::LogInfo("RADIUS accounting server on port %d of %d addresses, %d clients, history %s "
+                  "(%d open sessions)",
+                  config.radius().port(), config.radius().listen_addresses_size(),
+                  config.radius().clients_size(), config.radius().history_db(),
+                  history->OpenSessionCount());
+  }
   aftr::events::EventFanout events;  // every event goes to the log (and, later, watchers)
   events.Add(log->get());
   // IPFIX: one exporter per collector, in the fan-out before the drain starts so that no
   // event is missed.
   std::vector<std::unique_ptr<aftr::ipfix::IpfixExporter>> exporters;
   for (int i = 0; i < config.ipfix().collectors_size(); ++i) {
-    // TODO(radius): the RADIUS accounting module will name the subscriber of a B4.
     auto exporter = aftr::ipfix::IpfixExporter::Create(
-        config, i, [](const aftr::Ipv6Address&) { return std::string(); },
+        config, i,
+        [h = history.get()](const aftr::Ipv6Address& b4) {
+          return h != nullptr ? h->CurrentUserName(b4) : std::string();
+        },
         [dp = datapath->get()] { return aftr::ipfix::PolicyFromConfig(dp->config()); });
     if (!exporter.ok()) {
       aftr::LogError("%s", exporter.status().ToString());
@@ -210,6 +247,7 @@ int Run(const Config& config, const std::string& config_path) {
     }
   }
 
+
   // The API: the service over the running modules, then the server; health says SERVING
   // once everything above is in place.
   aftr::api::EventHub hub;
@@ -244,10 +282,30 @@ int Run(const Config& config, const std::string& config_path) {
             results[i];
       }
     }
+    if (radius) c.merge(radius->CounterMap());
     return c;
   };
   deps.pcp = pcp.get();
   deps.attribution = attribution.get();
+  if (history) {
+    deps.identities = [h = history.get()](const aftr::Ipv6Prefix& b4, absl::Time at)
+        -> absl::StatusOr<std::vector<aftr::v1::SubscriberIdentity>> {
+      absl::StatusOr<std::vector<aftr::subscribers::IdentityBinding>> found = h->Lookup(b4, at);
+      if (!found.ok()) return found.status();
+      std::vector<aftr::v1::SubscriberIdentity> out;
+      for (const aftr::subscribers::IdentityBinding& b : *found) {
+        aftr::v1::SubscriberIdentity& id = out.emplace_back();
+        id.set_user_name(b.user_name);
+        id.set_nas_port_id(b.nas_port_id);
+        id.set_acct_session_id(b.acct_session_id);
+        id.set_nas(b.nas);
+        for (const aftr::Ipv6Prefix& p : b.prefixes) id.add_prefixes(p.ToString());
+        aftr::api::ToTimestamp(b.start, id.mutable_start_time());
+        if (b.end != absl::InfiniteFuture()) aftr::api::ToTimestamp(b.end, id.mutable_end_time());
+      }
+      return out;
+    };
+  }
   aftr::api::AftrServiceImpl service(std::move(deps));
   auto api = aftr::api::ApiServer::Start(config.api(), &service);
   if (!api.ok()) {
@@ -298,6 +356,7 @@ int Run(const Config& config, const std::string& config_path) {
   }
   (*api)->SetServing(false);
   pcp_listener.reset();  // no more requests; PCP state stays pinned with its sessions
+  radius_listener.reset();  // no more accounting; every acknowledged record is committed
   hub.Close();       // ends the watch streams
   api->reset();      // waits for calls in progress
   metrics.reset();
