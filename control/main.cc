@@ -1,6 +1,7 @@
 // aftrd: the AFTR daemon. Loads and attaches the XDP data plane, drains its events into the
 // log, expires sessions and returns idle port blocks, until SIGTERM/SIGINT (SIGHUP reopens
-// the log file).
+// the log file and reloads the configuration). Under systemd (Type=notify) it reports READY=1
+// once XDP is attached and the API serves.
 #include <signal.h>
 
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "control/bpf/datapath.h"
 #include "control/common/clock.h"
 #include "control/common/log.h"
+#include "control/common/sd_notify.h"
 #include "control/config/config.h"
 #include "control/events/event_drain.h"
 #include "control/events/event_log.h"
@@ -56,6 +58,12 @@ using aftr::config::v1::Config;
 constexpr size_t kMaxPcpClients = 1 << 20;  // B4s remembered for unsolicited ANNOUNCEs
 // At shutdown, how long a TCP collector gets to acknowledge the exporter's spool.
 constexpr absl::Duration kIpfixStopGrace = absl::Seconds(2);
+
+// Tells systemd (Type=notify) where aftrd is; outside systemd $NOTIFY_SOCKET is unset and
+// this does nothing. A failure is logged, never fatal: the data plane matters more.
+void Notify(absl::string_view state) {
+  if (absl::Status s = aftr::SdNotify(state); !s.ok()) aftr::LogWarning("%s", s.ToString());
+}
 
 int CheckConfig(const std::string& path) {
   absl::StatusOr<Config> config = aftr::config::LoadConfigFile(path);
@@ -324,6 +332,8 @@ int Run(const Config& config, const std::string& config_path) {
   }
   (*api)->SetServing(true);
   aftr::LogInfo("aftrd running: %d interfaces, log %s", config.interfaces_size(), config.log_file());
+  // Ready only now: XDP is attached and health says SERVING.
+  Notify(absl::StrCat("READY=1\nSTATUS=serving on ", config.interfaces_size(), " interfaces"));
 
   int exit_code = 0;
   for (;;) {
@@ -338,6 +348,7 @@ int Run(const Config& config, const std::string& config_path) {
     }
     if (sig == SIGHUP) {
       // Reopen the log (logrotate) and reload the configuration file (systemctl reload).
+      Notify("RELOADING=1\nSTATUS=reloading");
       if (absl::Status s = (*log)->Reopen(); !s.ok()) aftr::LogError("%s", s.ToString());
       auto reloaded = service.Reload(aftr::config::LoadConfigFile(config_path), false);
       if (!reloaded.ok()) {
@@ -345,6 +356,8 @@ int Run(const Config& config, const std::string& config_path) {
       } else {
         aftr::LogInfo("reloaded %s: %d fields changed", config_path, reloaded->changed.size());
       }
+      Notify(reloaded.ok() ? "READY=1\nSTATUS=serving (configuration reloaded)"
+                           : "READY=1\nSTATUS=serving (last reload refused, see the log)");
       continue;
     }
     absl::StatusOr<aftr::nat::SweepResult> swept = sweeper.SweepOnce(aftr::MonotonicCoarseNs());
@@ -354,6 +367,7 @@ int Run(const Config& config, const std::string& config_path) {
       break;
     }
   }
+  Notify("STOPPING=1\nSTATUS=stopping; XDP stays attached");
   (*api)->SetServing(false);
   pcp_listener.reset();  // no more requests; PCP state stays pinned with its sessions
   radius_listener.reset();  // no more accounting; every acknowledged record is committed

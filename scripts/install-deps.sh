@@ -13,6 +13,8 @@ packages=(
   python3-grpcio python3-protobuf openssl
   # NAT logging peers: IPFIX decoding, RADIUS accounting client, the attribution index
   tshark freeradius-utils sqlite3
+  # deployment: the .deb (dpkg-shlibdeps), the unit check, the Ansible role and its linters
+  dpkg-dev fakeroot systemd logrotate ansible ansible-lint yamllint python3-apt
 )
 missing=()
 for p in "${packages[@]}"; do
