@@ -284,7 +284,8 @@ class Generator {
   void Learn(const RunResult& r, const std::vector<aftr_event>& events) {
     for (const aftr_event& e : events)
       if (e.type == AFTR_EV_SESSION_CREATE)
-        sessions_.push_back({e.public_addr, ntohs(e.public_port), e.proto});
+        sessions_.push_back(
+            {e.public_addr, ntohs(e.public_port), e.proto, e.inner_addr, ntohs(e.inner_port)});
     if ((r.verdict == XDP_REDIRECT || r.verdict == XDP_TX) && r.out.size() > 14 &&
         r.out[12] == 0x08 && r.out[13] == 0x00) {
       Bytes ip = Ipv4Packet(r.out);
@@ -300,6 +301,8 @@ class Generator {
     uint32_t addr;  // network order
     uint16_t port;
     uint8_t proto;
+    uint32_t inner_addr;  // network order
+    uint16_t inner_port;
   };
 
   int Uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
@@ -373,6 +376,27 @@ class Generator {
     const PublicEnd& s = Pick(sessions_);
     PacketBuilder b;
     b.Eth(Net().inet_local_mac, kInetRouterMac).Ipv4(Remote(), s.addr);
+    if (s.proto == IPPROTO_UDP && Chance(0.03)) {
+      // A datagram whose checksum, once translated, sums to zero: it must leave as 0xffff
+      // (RFC 768), a case random payloads reach once in 65536.
+      uint32_t remote = Remote();
+      uint16_t rport = RemotePort();
+      Bytes payload = RandomBytes(2 * Uniform(1, 8));
+      payload[payload.size() - 2] = payload[payload.size() - 1] = 0;
+      uint16_t len = uint16_t(8 + payload.size());
+      Bytes udp = {uint8_t(rport >> 8), uint8_t(rport), uint8_t(s.inner_port >> 8),
+                   uint8_t(s.inner_port), uint8_t(len >> 8), uint8_t(len), 0, 0};
+      udp.insert(udp.end(), payload.begin(), payload.end());
+      uint32_t sum = ChecksumAdd(udp.data(), udp.size(),
+                                 Ipv4PseudoSum(remote, s.inner_addr, kProtoUdp, len));
+      uint16_t fill = uint16_t(~sum);  // makes the translated sum 0xffff: checksum 0
+      payload[payload.size() - 2] = fill >> 8;
+      payload[payload.size() - 1] = fill & 0xff;
+      PacketBuilder b;
+      b.Eth(Net().inet_local_mac, kInetRouterMac).Ipv4(remote, s.addr).Udp(rport, s.port)
+          .Payload(payload);
+      return b;
+    }
     if (s.proto == IPPROTO_UDP) {
       b.Udp(RemotePort(), s.port);
       if (Chance(0.05)) b.UdpZeroChecksum();
