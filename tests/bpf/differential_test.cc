@@ -34,6 +34,7 @@ struct DiffConfig {
   std::string name;
   aftr_dp_config cfg;
   MapSizes sizes;
+  double expiry_rate = 0.08;  // chance, after each packet, that one session is deleted
 };
 
 const Ip6 kSoftwire2 = Ip6Addr("2001:db8:ffff::2");
@@ -251,6 +252,9 @@ class Generator {
     }
   }
 
+  int Uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
+  bool Chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+
   Packet Next() {
     Packet p;
     int what = Uniform(0, 99);
@@ -286,6 +290,7 @@ class Generator {
       if (e.type == AFTR_EV_SESSION_CREATE)
         sessions_.push_back(
             {e.public_addr, ntohs(e.public_port), e.proto, e.inner_addr, ntohs(e.inner_port)});
+    if (sessions_.size() > 4096) sessions_.erase(sessions_.begin(), sessions_.begin() + 1024);
     if ((r.verdict == XDP_REDIRECT || r.verdict == XDP_TX) && r.out.size() > 14 &&
         r.out[12] == 0x08 && r.out[13] == 0x00) {
       Bytes ip = Ipv4Packet(r.out);
@@ -305,8 +310,6 @@ class Generator {
     uint16_t inner_port;
   };
 
-  int Uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
-  bool Chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
   template <typename T>
   const T& Pick(const std::vector<T>& v) { return v[Uniform(0, int(v.size()) - 1)]; }
   Bytes RandomBytes(int n) {
@@ -614,6 +617,27 @@ std::string RunDifferential(const DiffConfig& dc, uint64_t seed, uint64_t packet
     }
     gen.Learn(x, events);
     prev = counters;
+    // Now and then a session expires, as aftrd's sweeper deletes it, so that new sessions
+    // keep being made (and ports reused) however long the run.
+    if (!m.state().sessions_out.empty() && gen.Chance(dc.expiry_rate)) {
+      auto it = m.state().sessions_out.begin();
+      std::advance(it, gen.Uniform(0, int(m.state().sessions_out.size()) - 1));
+      model::SessionOutKey key = it->first;
+      aftr_ctl_args a{};
+      a.op = AFTR_CTL_SESSION_DELETE;
+      std::memcpy(a.b4, key.b4.data(), 16);
+      a.inner_addr = htonl(key.inner_addr);
+      a.inner_port = htons(key.inner_port);
+      a.proto = key.proto;
+      int xdp_rc = h.Ctl(a), model_rc = m.DeleteSession(key);
+      if (xdp_rc != model_rc)
+        return "config " + dc.name + ", seed " + std::to_string(seed) + ", after packet #" +
+               std::to_string(i) + ": session delete returned " + std::to_string(xdp_rc) +
+               ", the model " + std::to_string(model_rc);
+    }
+    if (m.state().filter_peers.size() + 4096 > dc.sizes.filter_peers)
+      return "config " + dc.name + ": aftr_filter_peers nearly full, where LRU eviction (not "
+             "modelled) would begin: a limit of this test, not a failure of the program";
     stats.packets++;
     stats.verdicts[x.verdict]++;
   }

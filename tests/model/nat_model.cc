@@ -5,6 +5,7 @@
 #include "nat_model.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -843,6 +844,21 @@ int Model::SessionCreate(Packet& p, const SessionOutKey& key, uint8_t softwire_i
   e.public_port = uint16_t(port);
   p.result.events.push_back(e);
   return 0;
+}
+
+int Model::DeleteSession(const SessionOutKey& key) {
+  auto out = state_.sessions_out.find(key);
+  if (out == state_.sessions_out.end()) return -ENOENT;
+  SessionInKey in_key{out->second.public_addr, out->second.public_port, key.proto};
+  auto in = state_.sessions_in.find(in_key);
+  // The Internet-side entry goes only if it is this session's twin.
+  if (in != state_.sessions_in.end() && in->second.b4 == key.b4 &&
+      in->second.inner_addr == key.inner_addr && in->second.inner_port == key.inner_port)
+    state_.sessions_in.erase(in);
+  state_.sessions_out.erase(out);
+  auto sub = state_.subscribers.find(key.b4);
+  if (sub != state_.subscribers.end() && sub->second.sessions > 0) sub->second.sessions--;
+  return 1;
 }
 
 }  // namespace aftr::model

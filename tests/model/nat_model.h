@@ -172,6 +172,11 @@ class Model {
   // Runs one frame arriving on `ingress_ifindex`, updating the state.
   Result Process(const Bytes& frame, int ingress_ifindex, Choices choices = {});
 
+  // What aftrd's sweeper does through aftr_ctl (AFTR_CTL_SESSION_DELETE, without the
+  // "seen since the snapshot" check, which needs a clock): both entries of the session go,
+  // and one from its subscriber's count. Returns 1, or -ENOENT if there is no such session.
+  int DeleteSession(const SessionOutKey& key);
+
   const State& state() const { return state_; }
   const Config& config() const { return config_; }
 
