@@ -58,16 +58,16 @@ DiffConfig FilteringConfig() {
   return d;
 }
 
-// One public address with 64 blocks of 16 ports, 3 blocks per subscriber, small tables: the
+// One public address with 32 blocks of 16 ports, 3 blocks per subscriber, small tables: the
 // pool, the subscriber table and the session tables all run out. MSS clamping off.
 DiffConfig TightConfig() {
-  DiffConfig d{"tight", ConfigWithPorts(1024, 2047, 16, 3), MapSizes{}};
+  DiffConfig d{"tight", ConfigWithPorts(1024, 1535, 16, 3), MapSizes{}};
   d.cfg.pool_prefix_mask[0] = Ip4Addr("255.255.255.255");
   d.cfg.pool_addr_count = 1;
   d.cfg.tcp_mss_clamp = 0;
   d.sizes.sessions_out = 300;
   d.sizes.sessions_in = 300;
-  d.sizes.subscribers = 24;
+  d.sizes.subscribers = 20;
   return d;
 }
 
