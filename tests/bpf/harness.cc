@@ -347,6 +347,13 @@ size_t Harness::FilterPeerCount() const {
   return Dump<aftr_filter_key, uint64_t>(MapFd("aftr_filter_peers")).size();
 }
 
+std::vector<aftr_filter_key> Harness::FilterPeers() const {
+  std::vector<aftr_filter_key> keys;
+  for (const auto& [key, seen] : Dump<aftr_filter_key, uint64_t>(MapFd("aftr_filter_peers")))
+    keys.push_back(key);
+  return keys;
+}
+
 aftr_pool_addr Harness::PoolAddr(uint32_t index) const {
   aftr_pool_addr v{};
   if (bpf_map_lookup_elem(MapFd("aftr_pool_addrs"), &index, &v)) Fail("lookup pool", errno);

@@ -92,6 +92,7 @@ class Harness {
   std::vector<std::pair<aftr_session_in_key, aftr_session_in>> SessionsIn() const;
   size_t SubscriberCount() const;
   size_t FilterPeerCount() const;
+  std::vector<aftr_filter_key> FilterPeers() const;
   aftr_pool_addr PoolAddr(uint32_t index) const;
   void SetPoolAddr(uint32_t index, const aftr_pool_addr& value);
   void SetPoolHint(const aftr_pool_hint& hint);
