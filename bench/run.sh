@@ -11,13 +11,17 @@
 #     malformed mix) and over its UDP socket, each as a ratio to the 50 k/s target (bench/pcp);
 #  5. IPFIX: octets per record of each template on the wire beside the operator deck's text
 #     formats, and the records/s the encoder + UDP exporter sustains to a loopback collector
-#     without loss (bench/ipfix).
-# Not a test: it prints figures. Takes about 2 minutes. Root.
+#     without loss (bench/ipfix);
+#  6. attribution: a month of port-block logs for 32 k subscribers written by the real log:
+#     bytes per line beside the deck's 62/124 (and a session line beside 56/114), the rate the
+#     index reads them, and `who` latency as a ratio to the 1 s target (bench/attribution).
+# Not a test: it prints figures. Takes about 5 minutes. Root.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "bench/run.sh: run as root" >&2; exit 1; }
 bash "$repo/scripts/install-deps.sh"
-bash "$repo/scripts/build.sh" aftrd aftr_microbench aftr_e2e_bench aftr_api_bench aftr_pcp_bench aftr_ipfix_bench
+bash "$repo/scripts/build.sh" aftrd aftr_microbench aftr_e2e_bench aftr_api_bench aftr_pcp_bench aftr_ipfix_bench \
+	aftr_attribution_bench
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 echo "== 1. BPF_PROG_TEST_RUN ns/packet"
 "$repo/build/bench/microbench/aftr_microbench" "$@"
@@ -33,3 +37,6 @@ echo "== 4. PCP"
 echo
 echo "== 5. IPFIX"
 "$repo/build/bench/ipfix/aftr_ipfix_bench"
+echo
+echo "== 6. attribution"
+"$repo/build/bench/attribution/aftr_attribution_bench"
