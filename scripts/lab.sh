@@ -4,8 +4,8 @@
 # the AFTR namespace running aftrd with XDP attached, an "Internet" namespace with HTTP,
 # UDP echo and ping — sends real traffic from both subscribers, opens an inbound port for h1
 # over PCP and connects to it from the Internet, shows the subscribers, port
-# blocks, sessions and counters (through aftrctl, the API client) and the log lines, and
-# deletes everything. Exits 0 only if all traffic worked.
+# blocks, sessions and counters (through aftrctl, the API client) and the log lines, asks
+# `aftrctl who` which subscriber had h1's public port, and deletes everything. Exits 0 only if all traffic worked.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 [[ $(id -u) == 0 ]] || { echo "lab.sh: run as root (namespaces, XDP)" >&2; exit 1; }
@@ -77,8 +77,13 @@ echo "== aftrd's API ($AFTR_API_SOCKET): aftrctl health: $(aftrctl_run health 2>
 echo
 aftrctl_show || { echo "aftrctl failed"; failures=$((failures + 1)); }
 echo
-echo "== event log ($AFTR_EVENTS_LOG)"
+echo "== event log ($AFTR_EVENTS_LOG -> $(readlink "$AFTR_EVENTS_LOG"); port blocks only, B4s as /64)"
 cat "$AFTR_EVENTS_LOG"
+echo
+# The question the logs are for: who had h1's public port (its block's first port) just now?
+read -r who_addr who_port < <(awk '$2 == "BA" && $3 == "2001:db8:a::" { split($5, r, "-"); print $4, r[1]; exit }' "$AFTR_EVENTS_LOG")
+echo "== who had $who_addr port $who_port at $(date -u +%H:%M:%S)? (aftrctl who)"
+aftrctl_run who "$who_addr" "$who_port" || failures=$((failures + 1))
 echo
 aftrd_stop || { echo "aftrd exited with an error"; failures=$((failures + 1)); }
 echo "== aftrd stopped: $(tail -1 "$AFTRD_STDERR" | sed 's/^<[0-9]>//')"
