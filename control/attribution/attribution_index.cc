@@ -186,7 +186,7 @@ absl::StatusOr<uint64_t> AttributionIndex::IndexFile(absl::CivilDay day, const s
   while (start <= whole) {
     const size_t end = data.find('\n', start);
     if (absl::Status s = IndexLine(day, absl::string_view(data).substr(start, end - start)); !s.ok()) {
-      Exec("ROLLBACK");
+      Exec("ROLLBACK").IgnoreError();  // the first error is the one to report
       return s;
     }
     start = end + 1;
@@ -199,7 +199,7 @@ absl::StatusOr<uint64_t> AttributionIndex::IndexFile(absl::CivilDay day, const s
   sqlite3_bind_int(save_progress_, 3, b4_prefix_length_);
   if (sqlite3_step(save_progress_) != SQLITE_DONE) {
     absl::Status s = SqliteError(db_, "saving attribution index progress");
-    Exec("ROLLBACK");
+    Exec("ROLLBACK").IgnoreError();
     return s;
   }
   if (absl::Status s = Exec("COMMIT"); !s.ok()) return s;

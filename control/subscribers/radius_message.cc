@@ -127,9 +127,10 @@ absl::StatusOr<Ipv6Prefix> DecodeIpv6PrefixValue(std::span<const uint8_t> value)
 }
 
 std::vector<uint8_t> EncodeIpv6PrefixValue(const Ipv6Prefix& prefix) {
-  std::vector<uint8_t> out = {0, static_cast<uint8_t>(prefix.length)};
-  const size_t octets = (static_cast<size_t>(prefix.length) + 7) / 8;
-  out.insert(out.end(), prefix.addr.bytes.begin(), prefix.addr.bytes.begin() + octets);
+  const size_t octets = std::min<size_t>(16, (static_cast<size_t>(prefix.length) + 7) / 8);
+  std::vector<uint8_t> out(2 + octets);
+  out[1] = static_cast<uint8_t>(prefix.length);
+  for (size_t i = 0; i < octets; ++i) out[2 + i] = prefix.addr.bytes[i];
   return out;
 }
 
