@@ -3,6 +3,7 @@
 # Sourced after lib.sh by the lab (scripts/lab.sh) and the e2e tests.
 #
 #   aftr_lab_up [extra config lines]   topology + servers + aftrd with XDP attached
+#   aftr_lab_prepare                   the same without the configuration and aftrd
 #   aftr_lab_down                      stops aftrd, detaches XDP, removes the pins, deletes all
 #   aftrd_start / aftrd_stop           start; stop = SIGTERM, then `aftrd --detach`
 #   aftrd_term / aftrd_kill            SIGTERM / SIGKILL only: XDP stays attached and forwarding
@@ -101,7 +102,11 @@ aftr_xdp_attached() {
 	[[ $links == *prog/xdp* ]] # (no `| grep -q`: under pipefail its early exit fails ip)
 }
 
-aftr_lab_up() {
+# aftr_lab_prepare: aftr_lab_up without the configuration and the start — the topology, the
+# servers, a private bpffs and this run's paths (AFTR_CONF, AFTR_EVENTS_LOG, AFTR_API_SOCKET in
+# $TOPO_TMP) — for tests whose configuration names files in $TOPO_TMP, or that start
+# something before aftrd.
+aftr_lab_prepare() {
 	topo_create
 	servers_start
 	AFTR_BPFFS=$TOPO_TMP/bpffs
@@ -110,6 +115,10 @@ aftr_lab_up() {
 	AFTR_CONF=$TOPO_TMP/aftrd.conf
 	AFTR_EVENTS_LOG=$TOPO_TMP/events.log
 	AFTR_API_SOCKET=$TOPO_TMP/aftrd.sock
+}
+
+aftr_lab_up() {
+	aftr_lab_prepare
 	aftr_config_write "$AFTR_CONF" "$@"
 	aftrd_start
 }

@@ -16,10 +16,7 @@ source "$here/aftrd.sh"
 # shellcheck source=SCRIPTDIR/aftrctl.sh
 source "$here/aftrctl.sh"
 
-if [[ $(id -u) != 0 ]]; then
-	echo "SKIP: needs root (network namespaces, XDP)"
-	exit 77
-fi
+require_root
 command -v radclient >/dev/null || { echo "SKIP: radclient not installed (scripts/install-deps.sh)"; exit 77; }
 
 PY=/usr/bin/python3
@@ -29,14 +26,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- the lab, with the defaults of logging, short timeouts and RADIUS ----
-topo_create
-servers_start
-AFTR_BPFFS=$TOPO_TMP/bpffs
-mkdir -p "$AFTR_BPFFS"
-mount -t bpf bpf "$AFTR_BPFFS"
-AFTR_CONF=$TOPO_TMP/aftrd.conf
+aftr_lab_prepare
 AFTR_EVENTS_LOG=$TOPO_TMP/logs/events.log
-AFTR_API_SOCKET=$TOPO_TMP/aftrd.sock
 INDEX_DB=$TOPO_TMP/attribution.sqlite3
 AFTR_LOGGING="" AFTR_PORT_BLOCKS="block_size: 512 max_blocks_per_subscriber: 4 hold_down_seconds: 1" \
 	aftr_config_write "$AFTR_CONF" \

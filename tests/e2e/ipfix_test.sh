@@ -16,10 +16,7 @@ source "$here/aftrd.sh"
 # shellcheck source=SCRIPTDIR/aftrctl.sh
 source "$here/aftrctl.sh"
 
-if [[ $(id -u) != 0 ]]; then
-	echo "SKIP: needs root (network namespaces, XDP)"
-	exit 77
-fi
+require_root
 
 PY=/usr/bin/python3
 UDP_PORT=4739
@@ -38,17 +35,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # The lab as aftr_lab_up builds it, with the collectors listening before aftrd starts (so the
-# capture holds the first message, sequence number 0).
-topo_create
-servers_start
-AFTR_BPFFS=$TOPO_TMP/bpffs
-mkdir -p "$AFTR_BPFFS"
-mount -t bpf bpf "$AFTR_BPFFS"
-AFTR_CONF=$TOPO_TMP/aftrd.conf
-AFTR_EVENTS_LOG=$TOPO_TMP/events.log
-AFTR_API_SOCKET=$TOPO_TMP/aftrd.sock
+# capture holds the first message, sequence number 0). aftrd.sh logs per session by default.
+aftr_lab_prepare
 aftr_config_write "$AFTR_CONF" \
-	'logging { mode: LOG_MODE_PER_SESSION }' \
 	"ipfix { collectors { address: \"127.0.0.1:$UDP_PORT\" }" \
 	"  collectors { address: \"127.0.0.1:$TCP_PORT\" transport: IPFIX_TRANSPORT_TCP }" \
 	'  template_refresh_seconds: 5 }'

@@ -106,6 +106,14 @@ TOPO_PIDS=()                      # server processes this run started (killed by
 
 topo_log() { echo "[topo] $*" >&2; }
 
+# require_root: a test that needs namespaces and XDP skips (exit 77) when not root.
+require_root() {
+	if [[ $(id -u) != 0 ]]; then
+		echo "SKIP: needs root (network namespaces, XDP)"
+		exit 77
+	fi
+}
+
 # ns_name ROLE|NAMESPACE: the namespace name for a role (h1 h2 b4a b4b aftr inet).
 ns_name() {
 	case "$1" in

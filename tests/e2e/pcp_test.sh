@@ -21,10 +21,7 @@ source "$here/aftrd.sh"
 # shellcheck source=SCRIPTDIR/aftrctl.sh
 source "$here/aftrctl.sh"
 
-if [[ $(id -u) != 0 ]]; then
-	echo "SKIP: needs root (network namespaces, XDP)"
-	exit 77
-fi
+require_root
 
 PY=/usr/bin/python3                  # Debian's, not a pyenv one
 OUTSIDER_ADDR6=2001:db8:c::2          # on b4a's wire, outside b4_prefixes
@@ -92,14 +89,8 @@ pins_gone() {
 
 aftrd_alive() { [[ -n $AFTRD_PID ]] && kill -0 "$AFTRD_PID" 2>/dev/null; }
 
-# ---- the lab: aftr_lab_up's steps, with the pcp block naming this run's scratch dir ----
-topo_create
-AFTR_BPFFS=$TOPO_TMP/bpffs
-mkdir -p "$AFTR_BPFFS"
-mount -t bpf bpf "$AFTR_BPFFS"
-AFTR_CONF=$TOPO_TMP/aftrd.conf
-AFTR_EVENTS_LOG=$TOPO_TMP/events.log
-AFTR_API_SOCKET=$TOPO_TMP/aftrd.sock
+# ---- the lab, with the pcp block naming this run's scratch dir ----
+aftr_lab_prepare
 PCP_CLIENTS=$TOPO_TMP/pcp-clients
 aftr_config_write "$AFTR_CONF" "$(pcp_line 120)"
 

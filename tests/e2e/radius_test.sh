@@ -19,10 +19,7 @@ source "$here/aftrd.sh"
 # shellcheck source=SCRIPTDIR/aftrctl.sh
 source "$here/aftrctl.sh"
 
-if [[ $(id -u) != 0 ]]; then
-	echo "SKIP: needs root (network namespaces, XDP)"
-	exit 77
-fi
+require_root
 for tool in radclient sqlite3; do
 	command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (scripts/install-deps.sh)"; exit 77; }
 done
@@ -36,14 +33,8 @@ trap aftr_lab_down EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---- the lab: aftr_lab_up's steps, with the radius block naming this run's scratch dir ----
-topo_create
-AFTR_BPFFS=$TOPO_TMP/bpffs
-mkdir -p "$AFTR_BPFFS"
-mount -t bpf bpf "$AFTR_BPFFS"
-AFTR_CONF=$TOPO_TMP/aftrd.conf
-AFTR_EVENTS_LOG=$TOPO_TMP/events.log
-AFTR_API_SOCKET=$TOPO_TMP/aftrd.sock
+# ---- the lab, with the radius block naming this run's scratch dir ----
+aftr_lab_prepare
 HISTORY_DB=$TOPO_TMP/history/subscribers.sqlite3
 printf '%s\n' "$SECRET2" >"$TOPO_TMP/bras2.secret"
 aftr_config_write "$AFTR_CONF" \
