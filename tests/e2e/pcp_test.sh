@@ -109,7 +109,7 @@ check "aftrd still runs after the main phase" aftrd_alive
 
 # ---- restart: SIGTERM, start again (data plane and pinned maps stay); b4a listens on 5350 ----
 check "aftrd exits 0 on SIGTERM" aftrd_term
-check "a listener on [$B4A_ADDR6]:5350 in b4a" announce_listener_start "$TOPO_TMP/announce-restart.json" 5
+check "a listener on [$B4A_ADDR6]:5350 in b4a" announce_listener_start "$TOPO_TMP/announce-restart.json" 8
 check "aftrd starts again" launch_aftrd
 run_phase restart 120 60 || rc=1
 announce_listener_wait
@@ -128,7 +128,7 @@ check "b4a is in the clients file ($PCP_CLIENTS)" grep -qx "$B4A_ADDR6" "$PCP_CL
 check "aftrd --detach --purge" aftrd_detach --purge
 check "no pinned maps left under $AFTR_BPFFS/aftr" pins_gone
 aftr_config_write "$AFTR_CONF" "$(pcp_line 2)"
-check "a listener on [$B4A_ADDR6]:5350 in b4a" announce_listener_start "$TOPO_TMP/announce-loss.json" 7
+check "a listener on [$B4A_ADDR6]:5350 in b4a" announce_listener_start "$TOPO_TMP/announce-loss.json" 10
 check "aftrd starts on the purged state (min_lifetime 2)" launch_aftrd
 check "aftrd logs the unsolicited ANNOUNCEs" \
 	wait_until 5 grep -q "unsolicited ANNOUNCE" "$AFTRD_STDERR"
