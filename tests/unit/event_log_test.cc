@@ -71,10 +71,14 @@ TEST_CASE("each event goes to the file of its UTC day and the link follows the n
   REQUIRE((*log)->Write({Block(EventType::kBlockClaimed, midnight - absl::Seconds(1)),
                          Block(EventType::kBlockReleased, midnight)})
               .ok());
+  // Each new file starts by saying how its lines are written; each start of aftrd says so too.
   CHECK(Read(day1) ==
+        "# aftrd log of 2026-11-27 (UTC): b4_prefix_length=64 mode=port-block\n"
         "# 10:35:59 aftrd started: b4_prefix_length=64 mode=port-block\n"
         "23:59:59 BA 2001:db8:a:: 198.51.100.1 1024-1535\n");
-  CHECK(Read(day2) == "00:00:00 BR 2001:db8:a:: 198.51.100.1 1024-1535\n");
+  CHECK(Read(day2) ==
+        "# aftrd log of 2026-11-28 (UTC): b4_prefix_length=64 mode=port-block\n"
+        "00:00:00 BR 2001:db8:a:: 198.51.100.1 1024-1535\n");
   CHECK(fs::read_symlink(path) == "events-2026-11-28.log");
   CHECK(Read(path) == Read(day2));
   // A late event of the day before still goes to that day's file.
