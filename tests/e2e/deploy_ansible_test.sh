@@ -134,7 +134,8 @@ check "reload run succeeds" test "$rc" -eq 0
 check "handler 'Reload aftrd' ran" out_has 'RUNNING HANDLER \[aftr : Reload aftrd\]'
 check "no restart: same aftrd" test "$(aftrd_pid)" == "$pid"
 check "aftrd reported RELOADING=1 then READY=1" \
-	bash -c "grep -A1 \"notify: 'RELOADING=1\" $shim/state/aftrd.service.log | grep -q READY=1"
+	awk "/notify: 'RELOADING=1/ { r = 1 } r && /notify: 'READY=1/ { ok = 1 } END { exit !ok }" \
+	"$shim/state/aftrd.service.log"
 check "running configuration has the new value (aftrctl config get)" \
 	bash -c "ip netns exec $NS_AFTR aftrctl config get | grep -Eq 'udp: 200\b'"
 
