@@ -45,6 +45,9 @@ constexpr char kSchema[] = R"sql(
     end_s INTEGER                  -- last second held; NULL while held
   );
   CREATE INDEX IF NOT EXISTS holdings_by_port ON holdings (public_addr, first_port, start_s);
+  -- Ending a holding finds it among the open ones, not among months of closed ones.
+  CREATE INDEX IF NOT EXISTS holdings_open ON holdings (public_addr, first_port)
+    WHERE end_s IS NULL;
   CREATE TABLE IF NOT EXISTS progress (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     day TEXT NOT NULL,             -- the daily file read last, YYYY-MM-DD
