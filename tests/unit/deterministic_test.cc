@@ -27,7 +27,7 @@ constexpr char kConfig[] = R"pb(
     ranges { b4_prefix: "2001:db8:100::/40" subscriber_prefix_length: 48
              pool_prefix: "198.51.100.64/28" ports_per_subscriber: 2048 }
     ranges { b4_prefix: "2001:db8:ffff:ff00::/120" subscriber_prefix_length: 128
-             pool_prefix: "198.51.100.128/31" ports_per_subscriber: 512 }
+             pool_prefix: "198.51.100.128/30" ports_per_subscriber: 512 }
     ranges { b4_prefix: "2001:db8:aa:bb00::/56" subscriber_prefix_length: 70
              pool_prefix: "203.0.113.0/24" ports_per_subscriber: 512 }
   }
