@@ -957,6 +957,11 @@ int aftr_ctl(struct aftr_ctl_args *args)
 		return ctl_session_create(args);
 	case AFTR_CTL_SESSION_FLAGS:
 		return ctl_session_flags(args);
+	case AFTR_CTL_DET_SUBSCRIBER_CREATE: {
+		struct aftr_session_out_key k;
+		ctl_out_key(args, &k);
+		return det_subscriber_create(&k, args->last_seen_ns);
+	}
 	}
 	return -EINVAL;
 }

@@ -25,6 +25,7 @@
 #include "control/config/config.h"
 #include "control/events/event_drain.h"
 #include "control/events/event_log.h"
+#include "control/nat/deterministic.h"
 #include "control/events/event_sink.h"
 #include "control/attribution/attribution_index.h"
 #include "control/attribution/index_follower.h"
@@ -135,6 +136,12 @@ int Run(const Config& config, const std::string& config_path) {
   log_policy.per_session = config.logging().mode() == aftr::config::v1::LOG_MODE_PER_SESSION;
   log_policy.b4_prefix_length = static_cast<int>(config.logging().b4_prefix_length());
   log_policy.retention_days = static_cast<int>(config.logging().retention_days());
+  if (absl::StatusOr<aftr::nat::DeterministicMap> det = aftr::nat::DeterministicMap::Create(config);
+      det.ok()) {
+    for (const aftr::nat::DeterministicRange& r : det->ranges()) {
+      log_policy.deterministic_ranges.push_back(r.ToString());
+    }
+  }
   auto log = aftr::events::EventLog::Create(config.log_file(), log_policy);
   if (!log.ok()) {
     aftr::LogError("%s", log.status().ToString());

@@ -11,6 +11,7 @@
 #include "lib/stats.h"
 #include "lib/events.h"
 #include "lib/blocks.h"
+#include "lib/deterministic.h"
 
 #define NAT44_PORT_TRIES 32  /* consecutive candidate ports probed per round */
 #define NAT44_ADDR_PROBES 8  /* pool addresses probed for a new subscriber's first block */
@@ -275,7 +276,9 @@ __noinline int nat44_add_block(const struct nat44_flow *flow, __u64 now)
 			break;
 		}
 	}
-	if (hole < 0 && (n >= aftr_cfg.max_blocks_per_sub || n >= AFTR_MAX_BLOCKS_PER_SUB)) {
+	/* A deterministic subscriber holds its computed range and nothing more. */
+	if (sub->addr_index == AFTR_ADDR_INDEX_DETERMINISTIC ||
+	    (hole < 0 && (n >= aftr_cfg.max_blocks_per_sub || n >= AFTR_MAX_BLOCKS_PER_SUB))) {
 		evt_simple(ctr, AFTR_EV_PORTS_EXHAUSTED, f->key.b4, f->key.proto,
 			   f->key.inner_addr, f->key.inner_port, now);
 		return DROP(DROP_PORTS_EXHAUSTED);
@@ -325,7 +328,9 @@ __noinline int nat44_session_create(const struct nat44_flow *flow, __u64 now)
 	__builtin_memcpy(sk.b4, f->key.b4, 16);
 	sub = bpf_map_lookup_elem(&aftr_subscribers, &sk);
 	if (!sub) {
-		drop = nat44_subscriber_create(f, now);
+		drop = det_subscriber_create(&f->key, now);
+		if (drop > 0)
+			drop = nat44_subscriber_create(f, now);
 		if (drop)
 			return drop;
 		sub = bpf_map_lookup_elem(&aftr_subscribers, &sk);

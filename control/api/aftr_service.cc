@@ -17,6 +17,7 @@
 #include "control/config/config.h"
 #include "control/config/live_config.h"
 #include "control/nat/block_release.h"
+#include "control/nat/deterministic.h"
 #include "control/nat/static_mappings.h"
 
 namespace aftr::api {
@@ -609,6 +610,29 @@ grpc::Status AftrServiceImpl::LookupAttribution(grpc::ServerContext*,
   }
   const absl::Time at = req->has_time() ? absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos())
                                         : absl::Now();
+  // A deterministic address answers from the configuration: no block is ever logged for it
+  // (its static and PCP mappings are, and the index adds them below).
+  std::optional<nat::DeterministicMapping> det;
+  if (deps_.config) {
+    absl::StatusOr<nat::DeterministicMap> map = nat::DeterministicMap::Create(deps_.config());
+    if (map.ok()) det = map->ForPublic(*addr, static_cast<uint16_t>(req->port()));
+  }
+  if (det) {
+    aftr::v1::Attribution* a = resp->add_attributions();
+    a->set_kind(aftr::v1::Attribution::DETERMINISTIC);
+    a->set_b4_prefix(det->subscriber_prefix.ToString());
+    a->set_public_address(det->public_addr.ToString());
+    a->set_port_range_start(det->first_port);
+    a->set_port_range_end(det->last_port);
+    ToTimestamp(started_, a->mutable_start_time());
+    if (deps_.identities) {
+      absl::StatusOr<std::vector<aftr::v1::SubscriberIdentity>> ids =
+          deps_.identities(det->subscriber_prefix, at);
+      if (!ids.ok()) return ToGrpc(ids.status());
+      for (aftr::v1::SubscriberIdentity& id : *ids) *a->add_identities() = std::move(id);
+    }
+    if (deps_.attribution == nullptr) return grpc::Status::OK;
+  }
   if (deps_.attribution == nullptr) {
     return ToGrpc(absl::UnavailableError(
         "the attribution index is not available (see aftrd's log for why it could not be opened)"));
@@ -642,6 +666,57 @@ grpc::Status AftrServiceImpl::LookupAttribution(grpc::ServerContext*,
       for (aftr::v1::SubscriberIdentity& id : *ids) *a->add_identities() = std::move(id);
     }
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status AftrServiceImpl::MapDeterministic(grpc::ServerContext*,
+                                               const aftr::v1::MapDeterministicRequest* req,
+                                               aftr::v1::DeterministicMapping* resp) {
+  if (!deps_.config) return ToGrpc(absl::UnavailableError("no configuration"));
+  absl::StatusOr<nat::DeterministicMap> map = nat::DeterministicMap::Create(deps_.config());
+  if (!map.ok()) return ToGrpc(map.status());
+  if (map->empty()) {
+    return ToGrpc(absl::FailedPreconditionError("no deterministic ranges are configured"));
+  }
+  std::optional<nat::DeterministicMapping> m;
+  std::string what;
+  switch (req->query_case()) {
+    case aftr::v1::MapDeterministicRequest::kB4Address: {
+      absl::StatusOr<Ipv6Address> b4 = ParseIpv6(req->b4_address());
+      if (!b4.ok()) {
+        return ToGrpc(absl::InvalidArgumentError(absl::StrCat("b4_address: ", b4.status().message())));
+      }
+      m = map->ForB4(*b4);
+      what = absl::StrCat("B4 ", b4->ToString(), " is in no deterministic range");
+      break;
+    }
+    case aftr::v1::MapDeterministicRequest::kPublicPort: {
+      absl::StatusOr<Ipv4Address> addr = ParseIpv4(req->public_port().address());
+      if (!addr.ok()) {
+        return ToGrpc(absl::InvalidArgumentError(
+            absl::StrCat("public_port.address: ", addr.status().message())));
+      }
+      const uint32_t port = req->public_port().port();
+      if (port < 1 || port > 65535) {
+        return ToGrpc(absl::InvalidArgumentError(
+            absl::StrCat("public_port.port: ", port, " is not in 1..65535")));
+      }
+      m = map->ForPublic(*addr, static_cast<uint16_t>(port));
+      what = map->RangeOfPublic(*addr) < 0
+                 ? absl::StrCat(addr->ToString(), " is in no deterministic range's pool_prefix")
+                 : absl::StrCat("no deterministic subscriber holds ", addr->ToString(), " port ", port);
+      break;
+    }
+    default:
+      return ToGrpc(absl::InvalidArgumentError("set b4_address or public_port"));
+  }
+  if (!m) return ToGrpc(absl::NotFoundError(what));
+  resp->set_subscriber_prefix(m->subscriber_prefix.ToString());
+  resp->set_public_address(m->public_addr.ToString());
+  resp->set_port_range_start(m->first_port);
+  resp->set_port_range_end(m->last_port);
+  resp->set_range_b4_prefix(map->ranges()[m->range].b4_prefix.ToString());
+  resp->set_subscriber_index(m->subscriber);
   return grpc::Status::OK;
 }
 

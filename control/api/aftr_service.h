@@ -97,6 +97,8 @@ class AftrServiceImpl final : public aftr::v1::AftrService::Service {
                                 google::protobuf::Empty*) override;
   grpc::Status LookupAttribution(grpc::ServerContext*, const aftr::v1::LookupAttributionRequest*,
                                  aftr::v1::LookupAttributionResponse*) override;
+  grpc::Status MapDeterministic(grpc::ServerContext*, const aftr::v1::MapDeterministicRequest*,
+                                aftr::v1::DeterministicMapping*) override;
   grpc::Status DeleteStaticMapping(grpc::ServerContext*,
                                    const aftr::v1::DeleteStaticMappingRequest*,
                                    google::protobuf::Empty*) override;
@@ -129,6 +131,8 @@ class AftrServiceImpl final : public aftr::v1::AftrService::Service {
   absl::StatusOr<aftr::v1::Pool> ReadPoolResource(const Ipv4Prefix& prefix) const;
 
   const Deps deps_;
+  // When the running deterministic ranges took effect (restart-only: this process's start).
+  const absl::Time started_ = absl::Now();
   absl::Mutex config_mu_;  // serializes reloads and pool changes
 
   absl::Mutex snapshots_mu_;

@@ -33,6 +33,7 @@
 #include "control/common/errno_status.h"
 #include "control/common/ip.h"
 #include "control/common/log.h"
+#include "control/nat/deterministic.h"
 
 namespace aftr::bpf {
 
@@ -42,6 +43,8 @@ const char* const kCounterNames[AFTR_COUNTER_MAX] = {AFTR_COUNTER_LIST(AFTR_COUN
 #define AFTR_DIRECTION_NAME(id, name) name,
 const char* const kDirectionNames[kDirections] = {AFTR_DIRECTION_LIST(AFTR_DIRECTION_NAME)};
 #undef AFTR_DIRECTION_NAME
+
+bool AddDeterministicRanges(const aftr::config::v1::Config& config, aftr_dp_config* dp);
 
 namespace {
 
@@ -376,6 +379,13 @@ absl::StatusOr<aftr_bpf*> LoadProgram(const Config& config, const PoolLayout& po
   }
   dp.pool_prefix_count = pool.prefixes.size();
   dp.pool_addr_count = pool.entries;
+  if (!AddDeterministicRanges(config, &dp)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "deterministic.ranges: the pool's ", pool.prefixes.size(),
+        " prefixes (draining ones included) and ", config.deterministic().ranges_size(),
+        " deterministic pool prefixes exceed the ", AFTR_MAX_POOL_PREFIXES,
+        " public prefixes the data plane holds"));
+  }
   skel->rodata->aftr_cfg = dp;
 
   const auto& tables = config.tables();
@@ -696,6 +706,42 @@ std::vector<uint32_t> ExpandPool(const Config& config) {
   return pool;
 }
 
+// The deterministic ranges, computed once here (control/nat/deterministic) and handed to
+// the data plane as arithmetic; their pool prefixes follow the pool's in pool_prefix_addr/
+// mask so that the Internet side takes packets to them. False if they do not all fit.
+bool AddDeterministicRanges(const Config& config, aftr_dp_config* dp) {
+  static_assert(nat::kMaxDeterministicRanges == AFTR_MAX_DET_RANGES);
+  static_assert(nat::kMaxDeterministicBlocks == AFTR_MAX_BLOCKS_PER_SUB);
+  absl::StatusOr<nat::DeterministicMap> map = nat::DeterministicMap::Create(config);
+  dp->det_count = 0;
+  if (!map.ok()) return false;  // rejected by ValidateConfig before we get here
+  for (const nat::DeterministicRange& r : map->ranges()) {
+    if (dp->pool_prefix_count >= AFTR_MAX_POOL_PREFIXES || dp->det_count >= AFTR_MAX_DET_RANGES) {
+      return false;
+    }
+    uint32_t mask = r.pool_prefix.length == 0 ? 0 : ~0u << (32 - r.pool_prefix.length);
+    dp->pool_prefix_addr[dp->pool_prefix_count] = htonl(r.pool_prefix.addr.host_order);
+    dp->pool_prefix_mask[dp->pool_prefix_count] = htonl(mask);
+    dp->pool_prefix_count++;
+    aftr_det_range& d = dp->det[dp->det_count++];
+    d = {};
+    uint64_t hi = 0, lo = 0;
+    for (int i = 0; i < 8; ++i) hi = (hi << 8) | r.b4_prefix.addr.bytes[i];
+    for (int i = 8; i < 16; ++i) lo = (lo << 8) | r.b4_prefix.addr.bytes[i];
+    const int len = r.b4_prefix.length;
+    d.mask_hi = len == 0 ? 0 : len >= 64 ? ~0ull : ~0ull << (64 - len);
+    d.mask_lo = len <= 64 ? 0 : ~0ull << (128 - len);
+    d.prefix_hi = hi & d.mask_hi;
+    d.prefix_lo = lo & d.mask_lo;
+    d.pool_base = r.pool_prefix.addr.host_order;
+    d.per_addr = r.per_addr;
+    d.index_mask = static_cast<uint32_t>(r.subscribers - 1);
+    d.shift = static_cast<uint8_t>(128 - r.subscriber_prefix_length);
+    d.blocks_per_sub = static_cast<uint8_t>(r.ports_per_subscriber / config.port_blocks().block_size());
+  }
+  return true;
+}
+
 aftr_dp_config MakeDpConfig(const Config& config) {
   aftr_dp_config dp = {};
   dp.abi_version = AFTR_ABI_VERSION;
@@ -726,6 +772,7 @@ aftr_dp_config MakeDpConfig(const Config& config) {
   dp.tcp_mss_clamp = config.tcp_mss_clamp() > 0 ? config.tcp_mss_clamp() : 0;
   dp.hop_limit = config.hop_limit();
   dp.fib_cache_ticks = config.fib_cache_ms() > 0 ? AFTR_FIB_MS_TO_TICKS(config.fib_cache_ms()) : 0;
+  AddDeterministicRanges(config, &dp);
   return dp;
 }
 

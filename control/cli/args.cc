@@ -87,6 +87,10 @@ std::vector<CommandSpec> MakeCommands() {
        "TIME is RFC 3339 (2026-11-27T10:35:59Z, or with an offset); the logs have whole "
        "seconds. Exit 0 with an answer, 4 when nobody held the port then.",
        {{"protocol", OptionType::kString, "tcp|udp|icmp", "only mappings of this protocol (blocks hold every protocol)"}}},
+      {{"deterministic"}, "B4ADDR | ADDRESS PORT", 1, 2,
+       "Deterministic NAT, from the configuration alone: a B4 address's subscriber prefix, "
+       "public address and port range, or the subscriber prefix holding a public address and port.",
+       "Exit 0 with an answer, 1 (NOT_FOUND) outside every deterministic range.", {}},
       {{"stats"}, "", 0, 0,
        "Data-plane counters and drop reasons per direction, table gauges, controller counters.",
        "",

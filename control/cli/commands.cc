@@ -135,6 +135,7 @@ class Runner {
   int Mappings();
   int Pcp();
   int Who();
+  int Deterministic();
   int Stats();
   int Events();
   int Config();
@@ -156,6 +157,7 @@ int Runner::Run() {
   if (group == "mappings") return Mappings();
   if (group == "pcp") return Pcp();
   if (group == "who") return Who();
+  if (group == "deterministic") return Deterministic();
   if (group == "stats") return Stats();
   if (group == "events") return Events();
   if (group == "config") return Config();
@@ -365,6 +367,27 @@ int Runner::Who() {
   }
   Print(resp, std::function<std::string(const v1::LookupAttributionResponse&)>(AttributionText));
   return resp.attributions().empty() ? kExitNobody : kExitOk;
+}
+
+int Runner::Deterministic() {
+  v1::MapDeterministicRequest req;
+  if (inv_.args.size() == 1) {
+    req.set_b4_address(inv_.args[0]);
+  } else {
+    uint32_t port = 0;
+    if (!absl::SimpleAtoi(inv_.args[1], &port) || port < 1 || port > 65535) {
+      return UsageError(absl::InvalidArgumentError(
+          absl::StrCat("PORT \"", inv_.args[1], "\" is not a port in 1..65535")));
+    }
+    req.mutable_public_port()->set_address(inv_.args[0]);
+    req.mutable_public_port()->set_port(port);
+  }
+  v1::DeterministicMapping resp;
+  std::unique_ptr<grpc::ClientContext> ctx = Context();
+  grpc::Status s = stub_->MapDeterministic(ctx.get(), req, &resp);
+  if (!s.ok()) return RpcError(s);
+  Print(resp, std::function<std::string(const v1::DeterministicMapping&)>(DeterministicText));
+  return kExitOk;
 }
 
 int Runner::Pcp() {

@@ -212,6 +212,11 @@ std::string AttributionText(const aftr::v1::LookupAttributionResponse& r) {
         kv.push_back({"block", absl::StrCat(a.public_address(), " ports ", a.port_range_start(), "-",
                                             a.port_range_end())});
         break;
+      case aftr::v1::Attribution::DETERMINISTIC:
+        kv.push_back({"held by", "deterministic NAT (from the configuration)"});
+        kv.push_back({"range", absl::StrCat(a.public_address(), " ports ", a.port_range_start(), "-",
+                                            a.port_range_end())});
+        break;
       default:
         kv.push_back({"held by", a.kind() == aftr::v1::Attribution::STATIC_MAPPING ? "static mapping"
                                                                                     : "PCP mapping"});
@@ -221,8 +226,15 @@ std::string AttributionText(const aftr::v1::LookupAttributionResponse& r) {
         break;
     }
     kv.push_back({"b4", a.b4_prefix()});
-    kv.push_back({"from", FormatTime(a.start_time())});
-    kv.push_back({"until", IsSet(a.end_time()) ? FormatTime(a.end_time()) : "still held"});
+    if (a.kind() == aftr::v1::Attribution::DETERMINISTIC) {
+      // The running configuration's answer; an earlier one is in the log's comment lines.
+      kv.push_back({"configured", absl::StrCat("since ", FormatTime(a.start_time()),
+                                               " (before: see the log's \"# deterministic\" lines)")});
+      kv.push_back({"until", "still configured"});
+    } else {
+      kv.push_back({"from", FormatTime(a.start_time())});
+      kv.push_back({"until", IsSet(a.end_time()) ? FormatTime(a.end_time()) : "still held"});
+    }
     if (a.identities().empty()) kv.push_back({"subscriber", "unknown (no RADIUS binding)"});
     for (const aftr::v1::SubscriberIdentity& id : a.identities()) {
       kv.push_back({"subscriber", id.user_name().empty() ? "(no User-Name)" : id.user_name()});
@@ -235,6 +247,15 @@ std::string AttributionText(const aftr::v1::LookupAttributionResponse& r) {
     out += KeyValues(kv);
   }
   return out;
+}
+
+std::string DeterministicText(const aftr::v1::DeterministicMapping& m) {
+  return KeyValues({
+      {"subscriber", m.subscriber_prefix()},
+      {"public", absl::StrCat(m.public_address(), " ports ", m.port_range_start(), "-",
+                              m.port_range_end())},
+      {"range", absl::StrCat(m.range_b4_prefix(), " subscriber ", m.subscriber_index())},
+  });
 }
 
 std::string ListFooter(int count, const std::string& noun, const std::string& next_page_token) {

@@ -38,6 +38,8 @@ std::string PcpMappingsTable(const Repeated<aftr::v1::PcpMapping>& mappings, abs
 // The line under a list: "3 sessions", plus how to get the rest when there is more.
 // `aftrctl who`: one block of key: value lines per holder.
 std::string AttributionText(const aftr::v1::LookupAttributionResponse& r);
+// `aftrctl deterministic`: the subscriber prefix and what it holds.
+std::string DeterministicText(const aftr::v1::DeterministicMapping& m);
 
 std::string ListFooter(int count, const std::string& noun, const std::string& next_page_token);
 

@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "control/common/ip.h"
 #include "control/common/socket_address.h"
+#include "control/nat/deterministic.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -123,6 +124,7 @@ class Validator {
     CheckLogging();
     CheckIpfix();
     CheckRadius();
+    CheckDeterministic();
     if (errors_.empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrJoin(errors_, "; "));
   }
@@ -394,6 +396,13 @@ class Validator {
     if (!IsAbsolutePath(pcp.clients_file())) {
       Error("pcp.clients_file", absl::StrCat("\"", pcp.clients_file(), "\" is not an absolute path"));
     }
+  }
+
+  // The ranges' own checks live with the mapping (control/nat/deterministic), whose
+  // messages already name their fields.
+  void CheckDeterministic() {
+    absl::StatusOr<nat::DeterministicMap> map = nat::DeterministicMap::Create(config_);
+    if (!map.ok()) errors_.push_back(std::string(map.status().message()));
   }
 
   void CheckLogging() {

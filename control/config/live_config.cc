@@ -20,7 +20,7 @@ constexpr const char* kNonLive[] = {
     "pin_path",       "tables.",         "port_blocks.port_min", "port_blocks.port_max",
     "port_blocks.block_size", "event_ring_bytes", "log_file", "api.", "metrics.",
     "pcp.enabled", "pcp.listen_addresses", "pcp.port", "pcp.clients_file", "pcp.max_mappings",
-    "logging.", "ipfix.", "radius.",
+    "logging.", "ipfix.", "radius.", "deterministic.",
 };
 
 bool FieldEquals(const Message& a, const Message& b, const FieldDescriptor* f) {

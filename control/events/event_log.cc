@@ -112,10 +112,11 @@ absl::StatusOr<std::unique_ptr<EventLog>> EventLog::Create(const std::string& pa
   if (absl::Status s = log->AppendLocked(absl::StrFormat(
           "# %s aftrd started: b4_prefix_length=%d mode=%s\n",
           absl::FormatTime("%H:%M:%S", started, absl::UTCTimeZone()), policy.b4_prefix_length,
-          policy.per_session ? "per-session" : "port-block"));
+          policy.per_session ? "per-session" : "port-block") + log->DeterministicLines(started));
       !s.ok()) {
     return s;
   }
+  log->started_ = true;
   return log;
 }
 
@@ -153,6 +154,13 @@ absl::Status EventLog::OpenDayLocked(absl::CivilDay day) {
     }
   }
   if (day >= newest_day_) {
+    // A new day's file repeats the deterministic ranges, so that each file tells on its own.
+    if (day > newest_day_ && started_ && !policy_.deterministic_ranges.empty()) {
+      if (absl::Status s = AppendLocked(DeterministicLines(absl::FromCivil(day, absl::UTCTimeZone())));
+          !s.ok()) {
+        return s;
+      }
+    }
     newest_day_ = day;
     // Point the link at the newest file: a new link renamed over the old one.
     const std::string tmp = absl::StrCat(path_, ".new");
@@ -164,6 +172,15 @@ absl::Status EventLog::OpenDayLocked(absl::CivilDay day) {
     PruneLocked();
   }
   return absl::OkStatus();
+}
+
+std::string EventLog::DeterministicLines(absl::Time at) const {
+  std::string out;
+  for (const std::string& range : policy_.deterministic_ranges) {
+    absl::StrAppend(&out, "# ", absl::FormatTime("%H:%M:%S", at, absl::UTCTimeZone()),
+                    " deterministic ", range, "\n");
+  }
+  return out;
 }
 
 void EventLog::PruneLocked() {

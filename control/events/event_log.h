@@ -28,6 +28,10 @@ struct LogPolicy {
   bool per_session = false;   // session create/delete lines too (else port blocks and the rest)
   int b4_prefix_length = 64;  // B4 addresses written as this prefix
   int retention_days = 180;   // daily files kept, today's included
+  // The active deterministic NAT ranges (DeterministicRange::ToString), written as comment
+  // lines at start and at the top of each new day's file: whoever had a deterministic port
+  // then follows from them, since no line is written per block.
+  std::vector<std::string> deterministic_ranges;
 };
 
 // Whether the log keeps this event under `policy` (sessions only when per_session).
@@ -63,6 +67,8 @@ class EventLog : public EventSink {
   // moves the link and applies the retention.
   absl::Status OpenDayLocked(absl::CivilDay day) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AppendLocked(const std::string& text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // "# HH:MM:SS deterministic RANGE" for each of policy_.deterministic_ranges.
+  std::string DeterministicLines(absl::Time at) const;
   void PruneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
@@ -74,6 +80,7 @@ class EventLog : public EventSink {
   absl::CivilDay newest_day_ ABSL_GUARDED_BY(mu_);
   absl::Time last_sync_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t lines_ ABSL_GUARDED_BY(mu_) = 0;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;  // the start comments are written
 };
 
 }  // namespace aftr::events

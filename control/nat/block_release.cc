@@ -101,6 +101,12 @@ absl::StatusOr<ReleasedBlock> ReleasePortBlock(bpf::Datapath& dp, events::EventS
   const aftr_subscriber_key* owner = nullptr;
   for (size_t i = 0; i < keys.size() && !owner; ++i) {
     if (ntohl(subs[i].public_addr) != public_addr.host_order) continue;
+    if (subs[i].addr_index == AFTR_ADDR_INDEX_DETERMINISTIC) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s is a deterministic NAT address: its port ranges follow from the configuration "
+          "and are not released",
+          public_addr.ToString()));
+    }
     for (uint32_t slot = 0; slot < std::min<uint32_t>(subs[i].n_blocks, AFTR_MAX_BLOCKS_PER_SUB);
          ++slot) {
       if ((subs[i].blocks[slot] & ~AFTR_BLOCK_SLOT_RELEASING) == block &&

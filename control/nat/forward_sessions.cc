@@ -96,6 +96,22 @@ absl::StatusOr<aftr_subscriber> CreateSubscriber(bpf::Datapath& dp, const Geomet
                                                  const Ipv6Address& b4,
                                                  std::optional<uint32_t> want_block,
                                                  std::vector<NatEvent>* events) {
+  // A B4 in a deterministic range gets its computed range, as its first packet would.
+  {
+    aftr_ctl_args args = {};
+    args.op = AFTR_CTL_DET_SUBSCRIBER_CREATE;
+    std::memcpy(args.b4, b4.bytes.data(), 16);
+    args.last_seen_ns = MonotonicCoarseNs();
+    absl::StatusOr<int> rc = dp.Ctl(args);
+    if (!rc.ok()) return rc.status();
+    if (*rc == 0) {
+      absl::StatusOr<std::optional<aftr_subscriber>> sub = LookupSubscriber(dp, b4);
+      if (!sub.ok()) return sub.status();
+      if (sub->has_value()) return **sub;
+      return absl::UnavailableError("the deterministic subscriber vanished at once; retry");
+    }
+    if (*rc < 0) return ErrnoToStatus(-*rc, "making a deterministic subscriber");
+  }
   const uint32_t count = dp.pool_size();
   if (count == 0) return absl::FailedPreconditionError("the pool has no address");
   std::vector<uint32_t> candidates;
@@ -368,9 +384,10 @@ absl::StatusOr<ForwardSession> MakeForwardSession(bpf::Datapath& dp, events::Eve
         const std::string where = absl::StrFormat(
             "public port %d lies in block %d-%d of %s, which", *port, g.FirstPort(block),
             g.FirstPort(block) + g.block_size - 1, addr.ToString());
-        if (!req.claim_block_for_port) {
-          unavailable = absl::FailedPreconditionError(
-              absl::StrCat(where, " is not one of the subscriber's blocks"));
+        if (!req.claim_block_for_port || sub.addr_index == AFTR_ADDR_INDEX_DETERMINISTIC) {
+          unavailable = absl::FailedPreconditionError(absl::StrCat(
+              where, " is not one of the subscriber's blocks",
+              sub.addr_index == AFTR_ADDR_INDEX_DETERMINISTIC ? " (its deterministic range)" : ""));
         } else {
           absl::StatusOr<Added> added = AddBlock(dp, g, key.b4, sub, block, &events);
           if (!added.ok()) return finish(added.status());
@@ -438,7 +455,13 @@ absl::StatusOr<ForwardSession> MakeForwardSession(bpf::Datapath& dp, events::Eve
       if (again) break;
     }
     if (again) continue;
-    // Every port taken: one more block, on its address.
+    // Every port taken: one more block, on its address (none for a deterministic range).
+    if (sub.addr_index == AFTR_ADDR_INDEX_DETERMINISTIC) {
+      return finish(absl::ResourceExhaustedError(absl::StrFormat(
+                        "every port of the subscriber's deterministic range on %s is in use",
+                        addr.ToString())),
+                    ForwardFailure::kNoResources);
+    }
     aftr_pool_addr pa;
     if (bpf_map_lookup_elem(dp.fds().pool_addrs, &sub.addr_index, &pa) != 0) {
       return finish(ErrnoToStatus(errno, "reading aftr_pool_addrs"));

@@ -229,6 +229,14 @@ absl::Status SessionSweeper::RetireIdleSubscribers(uint64_t now_ns, SweepResult*
       if (!rc.ok()) return rc.status();
       if (*rc != 1) continue;  // a session appeared meanwhile: still active
     }
+    // A deterministic subscriber owns no pool block: its range comes back computed with its
+    // next packet, and nothing is logged (the configuration says who had it).
+    if (sub.addr_index == AFTR_ADDR_INDEX_DETERMINISTIC) {
+      bpf_map_delete_elem(fds.subscribers, &keys[i]);
+      idle_since_ns_.erase(b4);
+      result->retired++;
+      continue;
+    }
     // Retired (now, or by a previous process that stopped before finishing): no session
     // can be added any more. Each block goes back with its slot in one aftr_ctl run, so a
     // slot already released (FREE) by a previous process is not freed again, and the

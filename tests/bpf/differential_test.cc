@@ -71,6 +71,16 @@ DiffConfig TightConfig() {
   return d;
 }
 
+// Tight ports, with three of the generator's six B4s (2001:db8:100::1:1..3) in a
+// deterministic range (2001:db8:100::1:0/126 in /128s, 32 ports each over
+// 198.51.100.64/31): their ranges run full while the other three share the pool.
+DiffConfig DeterministicConfig() {
+  DiffConfig d{"deterministic", ConfigWithPorts(1024, 1535, 16, 3), MapSizes{}};
+  AddDeterministicRange(&d.cfg, Ip6Addr("2001:db8:100::1:0"), 126, 128, Ip4Addr("198.51.100.64"),
+                        31, 32);
+  return d;
+}
+
 model::Config ModelConfigFor(const Harness& h, const MapSizes& sizes) {
   model::Config c;
   c.dp = h.config();
@@ -239,6 +249,9 @@ class Generator {
 
   Generator(uint64_t seed, const aftr_dp_config& cfg, const std::vector<uint32_t>& pool)
       : rng_(seed), cfg_(cfg), pool_(pool) {
+    // Deterministic addresses take inbound packets too.
+    for (uint32_t r = 0; r < cfg.det_count; r++)
+      for (uint32_t i = 0; i < 2; i++) pool_.push_back(htonl(cfg.det[r].pool_base + i));
     for (int i = 1; i <= 6; i++) {
       Ip6 b4 = Ip6Addr("2001:db8:100::1:0");
       b4[15] = uint8_t(i);
@@ -663,7 +676,8 @@ TEST_CASE("differential: a fixed seed with the maps compared after every packet"
           "[differential]") {
   RunStats st;
   auto t0 = std::chrono::steady_clock::now();
-  for (const DiffConfig& dc : {PlainConfig(), FilteringConfig(), TightConfig()}) {
+  for (const DiffConfig& dc : {PlainConfig(), FilteringConfig(), TightConfig(),
+                                    DeterministicConfig()}) {
     std::string failure = RunDifferential(dc, 20261127, 2500, 1, st);
     INFO(failure);
     REQUIRE(failure.empty());
@@ -680,7 +694,8 @@ TEST_CASE("differential: random packets against the model", "[differential]") {
   std::printf("differential: AFTR_DIFF_SEED=%llu AFTR_DIFF_PACKETS=%llu\n",
               (unsigned long long)seed, (unsigned long long)total);
   std::fflush(stdout);
-  std::vector<DiffConfig> configs = {PlainConfig(), FilteringConfig(), TightConfig()};
+  std::vector<DiffConfig> configs = {PlainConfig(), FilteringConfig(), TightConfig(),
+                                    DeterministicConfig()};
   RunStats st;
   auto t0 = std::chrono::steady_clock::now();
   for (size_t c = 0; c < configs.size(); c++) {

@@ -176,6 +176,28 @@ aftr_dp_config ConfigWithPorts(uint16_t port_min, uint16_t port_max, uint16_t bl
   return c;
 }
 
+void AddDeterministicRange(aftr_dp_config* cfg, const Ip6& b4_prefix, int b4_len, int sub_len,
+                           uint32_t pool_addr, int pool_len, uint32_t ports_per_sub) {
+  uint32_t mask4 = pool_len == 0 ? 0 : ~0u << (32 - pool_len);
+  cfg->pool_prefix_addr[cfg->pool_prefix_count] = pool_addr;
+  cfg->pool_prefix_mask[cfg->pool_prefix_count] = htonl(mask4);
+  cfg->pool_prefix_count++;
+  aftr_det_range& d = cfg->det[cfg->det_count++];
+  d = {};
+  uint64_t hi = 0, lo = 0;
+  for (int i = 0; i < 8; ++i) hi = (hi << 8) | b4_prefix[i];
+  for (int i = 8; i < 16; ++i) lo = (lo << 8) | b4_prefix[i];
+  d.mask_hi = b4_len == 0 ? 0 : b4_len >= 64 ? ~0ull : ~0ull << (64 - b4_len);
+  d.mask_lo = b4_len <= 64 ? 0 : ~0ull << (128 - b4_len);
+  d.prefix_hi = hi & d.mask_hi;
+  d.prefix_lo = lo & d.mask_lo;
+  d.pool_base = ntohl(pool_addr);
+  d.blocks_per_sub = uint8_t(ports_per_sub / cfg->block_size);
+  d.per_addr = cfg->blocks_per_addr / d.blocks_per_sub;
+  d.index_mask = uint32_t((uint64_t{1} << (sub_len - b4_len)) - 1);
+  d.shift = uint8_t(128 - sub_len);
+}
+
 Harness::Harness(const aftr_dp_config& cfg, const MapSizes& sizes)
     : cfg_(cfg), pool_(PoolAddresses(cfg)) {
   Net();  // the namespace must exist before anything refers to an interface

@@ -41,6 +41,13 @@ aftr_dp_config DefaultConfig();
 aftr_dp_config ConfigWithPorts(uint16_t port_min, uint16_t port_max, uint16_t block_size,
                                uint32_t max_blocks_per_sub);
 
+// Appends a deterministic range to `cfg` as aftrd encodes it (control/bpf/datapath.cc
+// AddDeterministicRanges): B4 prefix, subscriber prefix length, public prefix (`pool_addr`
+// in network order) and ports per subscriber (a multiple of cfg's block size). Its pool
+// prefix joins pool_prefix_addr/mask after the pool's.
+void AddDeterministicRange(aftr_dp_config* cfg, const Ip6& b4_prefix, int b4_len, int sub_len,
+                           uint32_t pool_addr, int pool_len, uint32_t ports_per_sub);
+
 // Map capacities; small so that tests load fast and can fill them.
 struct MapSizes {
   uint32_t sessions_out = 4096;

@@ -675,6 +675,37 @@ int Model::SubscriberCreate(Packet& p, const SessionOutKey& key) {
   return 0;
 }
 
+// Deterministic NAT (RFC 7422 style): a B4 inside a range of dp.det is subscriber i, the
+// i-th prefix of the range's subscriber length; it holds public address pool_base +
+// i / per_addr and blocks_per_sub consecutive blocks from (i % per_addr) * blocks_per_sub.
+// Nothing comes from the pool and no block event is emitted. Returns 1 when no range holds
+// the B4 (the pool decides), 0 when the subscriber was made, or a drop.
+int Model::DeterministicCreate(Packet& p, const SessionOutKey& key) {
+  using U128 = unsigned __int128;
+  U128 b4 = 0;
+  for (uint8_t byte : key.b4) b4 = (b4 << 8) | byte;
+  for (uint32_t i = 0; i < config_.dp.det_count && i < AFTR_MAX_DET_RANGES; i++) {
+    const aftr_det_range& r = config_.dp.det[i];
+    U128 prefix = (U128(r.prefix_hi) << 64) | r.prefix_lo;
+    U128 mask = (U128(r.mask_hi) << 64) | r.mask_lo;
+    if ((b4 & mask) != prefix) continue;
+    uint32_t index = uint32_t(b4 >> r.shift) & r.index_mask;
+    if (state_.subscribers.size() >= config_.max_subscribers) {
+      EmitSimple(p, AFTR_EV_SUBSCRIBER_TABLE_FULL, key);
+      return Drop(AFTR_C_DROP_SUBSCRIBER_TABLE_FULL);
+    }
+    Subscriber sub;
+    sub.public_addr = r.pool_base + index / r.per_addr;
+    sub.addr_index = AFTR_ADDR_INDEX_DETERMINISTIC;
+    for (uint32_t b = 0; b < r.blocks_per_sub; b++)
+      sub.blocks.push_back(uint16_t((index % r.per_addr) * r.blocks_per_sub + b));
+    state_.subscribers[key.b4] = sub;
+    p.Count(AFTR_C_SUBSCRIBER_CREATED);
+    return 0;
+  }
+  return 1;
+}
+
 // Picks a public port among the subscriber's blocks from slot `first_slot` on, as the
 // program does: from a random start, up to 32 consecutive candidates of its port space
 // (blocks back to back), a block not usable skipped whole; the first free one is taken. The
@@ -771,7 +802,9 @@ int Model::AddBlock(Packet& p, const SessionOutKey& key) {
       hole = int(i);
       break;
     }
-  if (hole < 0 && (n >= config_.dp.max_blocks_per_sub || n >= AFTR_MAX_BLOCKS_PER_SUB)) {
+  // A deterministic subscriber has its range and no more.
+  if (sub.addr_index == AFTR_ADDR_INDEX_DETERMINISTIC ||
+      (hole < 0 && (n >= config_.dp.max_blocks_per_sub || n >= AFTR_MAX_BLOCKS_PER_SUB))) {
     EmitSimple(p, AFTR_EV_PORTS_EXHAUSTED, key);
     return Drop(AFTR_C_DROP_PORTS_EXHAUSTED);
   }
@@ -794,8 +827,11 @@ int Model::AddBlock(Packet& p, const SessionOutKey& key) {
 // a port (another block when its blocks have none free), then both entries.
 int Model::SessionCreate(Packet& p, const SessionOutKey& key, uint8_t softwire_index,
                          uint8_t tcp_flags) {
-  if (!state_.subscribers.count(key.b4))
-    if (int rc = SubscriberCreate(p, key)) return rc;
+  if (!state_.subscribers.count(key.b4)) {
+    int rc = DeterministicCreate(p, key);
+    if (rc == 1) rc = SubscriberCreate(p, key);
+    if (rc) return rc;
+  }
   Subscriber& sub = state_.subscribers.at(key.b4);
   if (sub.retired) return Drop(AFTR_C_DROP_SUBSCRIBER_RETIRING);
   if (sub.sessions >= config_.dp.max_sessions_per_sub) {

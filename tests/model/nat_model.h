@@ -188,6 +188,7 @@ class Model {
   int SessionCreate(Packet& p, const SessionOutKey& key, uint8_t softwire_index,
                     uint8_t tcp_flags);
   int SubscriberCreate(Packet& p, const SessionOutKey& key);
+  int DeterministicCreate(Packet& p, const SessionOutKey& key);
   std::optional<uint32_t> ClaimBlock(Packet& p, uint32_t addr_index);
   int PickPort(Packet& p, const SessionOutKey& key, uint8_t softwire_index, uint32_t first_slot);
   int AddBlock(Packet& p, const SessionOutKey& key);

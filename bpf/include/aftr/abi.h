@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 9
+#define AFTR_ABI_VERSION 10
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -22,6 +22,7 @@
 #define AFTR_MAX_BLOCKS_PER_SUB 8   /* port blocks one subscriber may own */
 #define AFTR_BLOCK_WORDS 16         /* 16 x 64 bits: at most 1024 port blocks per address */
 #define AFTR_MAX_BLOCKS_PER_ADDR (AFTR_BLOCK_WORDS * 64)
+#define AFTR_MAX_DET_RANGES 4       /* deterministic NAT ranges (RFC 7422 style) */
 /* A subscriber's block slot holds a block index (< AFTR_MAX_BLOCKS_PER_ADDR), or: */
 #define AFTR_BLOCK_SLOT_EMPTY 0xffff /* reserved by nat44_add_block, not written yet */
 #define AFTR_BLOCK_SLOT_FREE 0xfffe  /* its block was released by aftrd; the slot may be reused */
@@ -109,6 +110,22 @@ enum aftr_filtering {
 	AFTR_FILTER_ADDRESS_DEPENDENT = 1,
 };
 
+/* A deterministic NAT range (RFC 7422 style), computed by aftrd from the configuration
+ * (control/nat/deterministic). A B4 inside the prefix is subscriber
+ * i = (b4 >> shift) & index_mask (the address read as a 128-bit host-order number) and
+ * holds public address pool_base + i / per_addr and the blocks_per_sub consecutive port
+ * blocks from block (i % per_addr) * blocks_per_sub. */
+struct aftr_det_range {
+	__u64 prefix_hi, prefix_lo; /* B4 prefix, host order, host bits zero */
+	__u64 mask_hi, mask_lo;
+	__u32 pool_base;            /* host order */
+	__u32 per_addr;             /* subscribers per public address, >= 1 */
+	__u32 index_mask;           /* 2^(subscriber bits) - 1 */
+	__u8 shift;                 /* 128 - subscriber prefix length */
+	__u8 blocks_per_sub;        /* ports_per_subscriber / block_size, 1..AFTR_MAX_BLOCKS_PER_SUB */
+	__u16 pad;
+};
+
 /* Configuration set in .rodata before the program is loaded (const volatile in BPF). */
 struct aftr_dp_config {
 	__u8 softwire_addrs[AFTR_MAX_SOFTWIRE_ADDRS][16];
@@ -129,6 +146,9 @@ struct aftr_dp_config {
 	__u32 fib_cache_ticks;     /* how long a session reuses its next hop (AFTR_FIB_TICK units);
 	                            * 0: FIB lookup every packet */
 	__u32 abi_version;
+	__u32 det_count;           /* deterministic ranges in det[]; their pool prefixes are also
+	                            * in pool_prefix_addr/mask (inbound) */
+	struct aftr_det_range det[AFTR_MAX_DET_RANGES];
 };
 
 /* ---- Maps (definitions in bpf/lib/maps.h; the types live here) ---- */
@@ -185,6 +205,9 @@ struct aftr_subscriber_key {
 #define AFTR_SUB_ACTIVE 0ull
 #define AFTR_SUB_RETIRED 1ull
 #define AFTR_SUB_STATE_SHIFT 32
+/* addr_index of a deterministic subscriber: its address is in no aftr_pool_addrs entry, its
+ * blocks (the range computed from its prefix) in no bitmap, and it never gets another. */
+#define AFTR_ADDR_INDEX_DETERMINISTIC 0xffffffffu
 struct aftr_subscriber {
 	__u64 state_sessions;
 	__u64 created_ns;
@@ -400,6 +423,10 @@ enum aftr_ctl_op {
 	/* Marks `block` in subscriber b4's slots as being released (AFTR_BLOCK_SLOT_RELEASING):
 	 * no new session lands in it, the bit stays owned. -ENOENT: not the subscriber's. */
 	AFTR_CTL_BLOCK_MARK_RELEASING = 12,
+	/* Makes the deterministic subscriber b4 (its range computed as XDP does), created at
+	 * `last_seen_ns`. 0: made or already there; 1: b4 is in no deterministic range; < 0:
+	 * the subscriber table is full. */
+	AFTR_CTL_DET_SUBSCRIBER_CREATE = 13,
 };
 #define AFTR_CTL_F_DYNAMIC_ONLY 1 /* ctl_args.ctl_flags for AFTR_CTL_SESSION_DELETE: refuse
 				   * a held session (AFTR_SESSION_HELD) with -EPERM */
@@ -441,5 +468,6 @@ AFTR_STATIC_ASSERT(sizeof(struct aftr_pcp_mapping) == 32, "abi: pcp_mapping");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_meta) == 16 + 8 * AFTR_MAX_POOL_PREFIXES, "abi: pool_meta");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_counters) == 8 * AFTR_COUNTER_MAX * AFTR_DIR_MAX, "abi: counters");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_dp_config) % 4 == 0, "abi: dp_config");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_det_range) == 48, "abi: det_range");
 
 #endif /* AFTR_ABI_H */
