@@ -142,25 +142,20 @@ absl::Status EventLog::OpenDayLocked(absl::CivilDay day) {
   }
   fd_ = fd;
   open_day_ = day;
-  // Each file says how its lines are written, so it reads alone.
+  // Each file says how its lines are written (and, once running, the deterministic ranges in
+  // force: Create writes them after its own line), so it reads alone.
   struct stat st;
   if (fstat(fd_, &st) == 0 && st.st_size == 0) {
-    if (absl::Status s = AppendLocked(absl::StrFormat(
-            "# aftrd log of %04d-%02d-%02d (UTC): b4_prefix_length=%d mode=%s\n", day.year(),
-            day.month(), day.day(), policy_.b4_prefix_length,
-            policy_.per_session ? "per-session" : "port-block"));
+    if (absl::Status s = AppendLocked(
+            absl::StrFormat("# aftrd log of %04d-%02d-%02d (UTC): b4_prefix_length=%d mode=%s\n",
+                            day.year(), day.month(), day.day(), policy_.b4_prefix_length,
+                            policy_.per_session ? "per-session" : "port-block") +
+            (started_ ? DeterministicLines(absl::FromCivil(day, absl::UTCTimeZone())) : ""));
         !s.ok()) {
       return s;
     }
   }
   if (day >= newest_day_) {
-    // A new day's file repeats the deterministic ranges, so that each file tells on its own.
-    if (day > newest_day_ && started_ && !policy_.deterministic_ranges.empty()) {
-      if (absl::Status s = AppendLocked(DeterministicLines(absl::FromCivil(day, absl::UTCTimeZone())));
-          !s.ok()) {
-        return s;
-      }
-    }
     newest_day_ = day;
     // Point the link at the newest file: a new link renamed over the old one.
     const std::string tmp = absl::StrCat(path_, ".new");

@@ -161,3 +161,28 @@ TEST_CASE("an unwritable log directory is a clear error") {
 
 }  // namespace
 }  // namespace aftr::events
+
+namespace aftr::events {
+namespace {
+
+TEST_CASE("the deterministic ranges are written at each start and atop each new day") {
+  TempDir dir;
+  const std::string path = dir.path + "/events.log";
+  LogPolicy policy;
+  policy.deterministic_ranges = {"2001:db8:a::/48 /56 198.51.100.64/28 2048 1024-65535"};
+  auto log = EventLog::Create(path, policy, [] { return kNov27; });
+  REQUIRE(log.ok());
+  CHECK(Read(dir.path + "/events-2026-11-27.log") ==
+        "# aftrd log of 2026-11-27 (UTC): b4_prefix_length=64 mode=port-block\n"
+        "# 10:35:59 aftrd started: b4_prefix_length=64 mode=port-block\n"
+        "# 10:35:59 deterministic 2001:db8:a::/48 /56 198.51.100.64/28 2048 1024-65535\n");
+  const absl::Time midnight = absl::FromUnixSeconds(1795824000);  // 2026-11-28T00:00:00Z
+  REQUIRE((*log)->Write(Block(EventType::kBlockClaimed, midnight)).ok());
+  CHECK(Read(dir.path + "/events-2026-11-28.log") ==
+        "# aftrd log of 2026-11-28 (UTC): b4_prefix_length=64 mode=port-block\n"
+        "# 00:00:00 deterministic 2001:db8:a::/48 /56 198.51.100.64/28 2048 1024-65535\n"
+        "00:00:00 BA 2001:db8:a:: 198.51.100.1 1024-1535\n");
+}
+
+}  // namespace
+}  // namespace aftr::events
