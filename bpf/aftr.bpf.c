@@ -31,9 +31,9 @@ const volatile struct aftr_dp_config aftr_cfg = {};
 /* icmp_error_out: the error is about a hairpinned packet and, translated for its sender's
  * side, is now an inbound error for the other subscriber: the caller hands it to
  * icmp_error_in (called from here, not from icmp_error_out: one call deeper and the chain
- * would pass the verifier's 512-byte stack limit). Positive, never returned to the entry
- * point. */
-#define ICMP_ERROR_HAIRPINNED 2
+ * would pass the verifier's 512-byte stack limit). Neither an XDP action (icmp_error_out
+ * also returns those) nor a drop reason; never returned to the entry point. */
+#define ICMP_ERROR_HAIRPINNED 0x100
 
 /* The translatable part of a packet: where its port (or ICMP echo id) and L4 checksum are. */
 struct l4_view {

@@ -183,6 +183,25 @@ TEST_CASE("icmp error out: from a router of the home network, the source is the 
         Hex(ToInternet(m.addr, kRemote, 254).Icmp(kParamProblem, 0, 0x0800, 0).Payload(quote).Build()));
 }
 
+TEST_CASE("icmp error out: toward a peer whose gateway is unresolved the kernel gets it translated",
+          "[icmp_error_out]") {
+  // XDP_PASS from icmp_error_out must reach the entry point as XDP_PASS (the differential
+  // test caught it being taken for the hairpinned-error signal once).
+  Harness h;
+  Mapping m = TranslateUdp(h, kB4a, kInnerPort);  // endpoint-independent: any peer may answer
+  Bytes got = Deliver(h, FromInternet(kRemoteNoNeigh, m.addr).Udp(kPeerPort, m.port).Build());
+  CounterValues before = h.Counters();
+  RunResult r = h.Run(FromB4(kB4a, kInner, kRemoteNoNeigh).Icmp(kUnreach, kPortUnreach, 0, 0).Payload(got).Build());
+  CHECK(VerdictName(r.verdict) == "XDP_PASS");
+  CHECK(CounterDiff(before, h.Counters()) == "rx_packets=1 pass_no_neigh=1 out_icmp_error_translated=1");
+  std::optional<Frame> f = ParseFrame(r.out);
+  REQUIRE(f);
+  CHECK(f->src == m.addr);
+  CHECK(f->ttl == 64);  // the kernel forwards it, and decrements
+  CHECK(ChecksumErrors(r.out) == "");
+  CHECK(QuoteChecksumErrors(r.out) == "");
+}
+
 TEST_CASE("icmp error out: malformed quotes, unknown sessions and expired TTLs are dropped, "
           "nothing touched",
           "[icmp_error_out][drop]") {
