@@ -24,9 +24,16 @@ const volatile struct aftr_dp_config aftr_cfg = {};
 #define TCPOPT_NOP 1
 #define TCPOPT_MSS 2
 
-/* l4_parse, inbound only: an ICMP error, translated by the packet it quotes (icmp_error_in).
- * Positive, so it is neither 0 nor a drop reason; never returned to the entry point. */
+/* l4_parse: an ICMP error, translated by the packet it quotes (icmp_error_in from the
+ * Internet, icmp_error_out from a B4). Positive, so it is neither 0 nor a drop reason; never
+ * returned to the entry point. */
 #define L4_ICMP_ERROR 1
+/* icmp_error_out: the error is about a hairpinned packet and, translated for its sender's
+ * side, is now an inbound error for the other subscriber: the caller hands it to
+ * icmp_error_in (called from here, not from icmp_error_out: one call deeper and the chain
+ * would pass the verifier's 512-byte stack limit). Neither an XDP action (icmp_error_out
+ * also returns those) nor a drop reason; never returned to the entry point. */
+#define ICMP_ERROR_HAIRPINNED 0x100
 
 /* The translatable part of a packet: where its port (or ICMP echo id) and L4 checksum are. */
 struct l4_view {
@@ -36,6 +43,8 @@ struct l4_view {
 	__u8 tcp_flags;   /* AFTR_TCP_SEEN_* */
 	__u8 pseudo;      /* checksum covers the IPv4 pseudo header (TCP, UDP) */
 };
+
+static __always_inline int pool_contains(__be32 addr);
 
 /* Finds the port to translate. `outbound` picks source (from a B4) or destination. */
 static __always_inline int l4_parse(struct iphdr *iph, __u32 ihl, void *end, int outbound,
@@ -72,13 +81,15 @@ static __always_inline int l4_parse(struct iphdr *iph, __u32 ihl, void *end, int
 		struct icmphdr *ic = parse_icmp(l4, end);
 		if (!ic || l4_len < sizeof(*ic))
 			return DROP(DROP_MALFORMED_L4);
-		/* Echo is translated by its identifier (RFC 5508 section 3.1); errors from the
-		 * Internet by the packet they quote (icmp_error_in), errors from a B4 not yet. */
+		/* Echo is translated by its identifier (RFC 5508 section 3.1); errors by the
+		 * packet they quote. An echo reply from a B4 answers an echo hairpinned to its
+		 * host: it goes back to a pool address, by the session the echo came in on. */
 		if (ic->type != (outbound ? ICMP_ECHO : ICMP_ECHOREPLY)) {
-			if (!outbound && (ic->type == ICMP_DEST_UNREACH || ic->type == ICMP_TIME_EXCEEDED ||
-					  ic->type == ICMP_PARAMETERPROB))
+			if (ic->type == ICMP_DEST_UNREACH || ic->type == ICMP_TIME_EXCEEDED ||
+			    ic->type == ICMP_PARAMETERPROB)
 				return L4_ICMP_ERROR;
-			return DROP(DROP_UNSUPPORTED_ICMP);
+			if (!outbound || ic->type != ICMP_ECHOREPLY || !pool_contains(iph->daddr))
+				return DROP(DROP_UNSUPPORTED_ICMP);
 		}
 		v->port = &ic->un.echo.id;
 		v->check = (__u16 *)&ic->checksum;
@@ -184,7 +195,52 @@ static __always_inline int pool_contains(__be32 addr)
 	return 0;
 }
 
-/* B4 → Internet: decapsulate, translate the source, forward. */
+/* The end of every packet toward the Internet, once its IPv4 packet is translated: the
+ * softwire's `outer` bytes removed, then out by the session's cached next hop or a FIB
+ * lookup, TTL - 1 (after the lookup: on NO_NEIGH the kernel forwards it, TTL and all). */
+static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counter_row *ctr,
+					  struct aftr_session_out *s, __u32 outer, __u64 now)
+{
+	int rc = sw_decap(ctx, outer);
+	if (rc)
+		return rc;
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *iph = (void *)(eth + 1);
+	if ((void *)(iph + 1) > end)
+		return DROP(DROP_INTERNAL);
+
+	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
+	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
+	if (smac) {
+		ipv4_dec_ttl(iph);
+		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
+	}
+	struct bpf_fib_lookup p = {
+		.family = AF_INET,
+		.tos = iph->tos,
+		.l4_protocol = iph->protocol,
+		.tot_len = bpf_ntohs(iph->tot_len),
+		.ipv4_src = iph->saddr,
+		.ipv4_dst = iph->daddr,
+	};
+	rc = fib_lookup(ctx, &p);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return fib_failure(rc, ctr);
+	fib_cache_store(&s->fib, &p, now_tick);
+	ipv4_dec_ttl(iph);
+	return fib_send(ctx, eth, &p, ctr);
+}
+
+/* Out of line (lib/hairpin.h, lib/icmp_error.h): rare paths that must not cost the entry
+ * point stack. */
+static __noinline int hairpin_to_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr, __u32 outer);
+static __noinline int icmp_error_out(struct xdp_md *ctx, struct aftr_counter_row *ctr, __u32 outer);
+static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row *ctr);
+
+/* B4 → Internet: decapsulate, translate the source, forward. A packet to one of our own
+ * public addresses is hairpinned instead (hairpin_to_b4). */
 static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 					struct ethhdr *eth, void *end)
 {
@@ -238,8 +294,12 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 
 	struct l4_view v = {};
 	int rc = l4_parse(iph, ihl, end, 1, &v);
-	if (rc)
-		return rc;
+	if (rc) {
+		if (rc != L4_ICMP_ERROR)
+			return rc;
+		rc = icmp_error_out(ctx, ctr, outer);
+		return rc == ICMP_ERROR_HAIRPINNED ? icmp_error_in(ctx, ctr) : rc;
+	}
 
 	struct nat44_flow f = {};
 	__builtin_memcpy(f.key.b4, &ip6->saddr, 16);
@@ -255,6 +315,11 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 	if (s) {
 		session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
 	} else {
+		/* An echo reply (l4_parse let one through toward a pool address only) is
+		 * translated by a session, never makes one. v.port is its identifier: the type
+		 * is 4 bytes before (read there, a flag in v would cost the entry point stack). */
+		if (f.key.proto == IPPROTO_ICMP && *((__u8 *)v.port - 4) == ICMP_ECHOREPLY)
+			return DROP(DROP_NO_SESSION);
 		rc = nat44_session_create(&f, now);
 		if (rc)
 			return rc;
@@ -274,38 +339,10 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 	l4_rewrite(iph, &iph->saddr, s->public_addr, &v, s->public_port);
 	if (v.tcp)
 		tcp_clamp_mss(v.tcp, end, ctr);
+	if (pool_contains(f.remote_addr)) /* f is on the stack already: no spill */
+		return hairpin_to_b4(ctx, ctr, outer);
 	stat_inc(ctr, AFTR_C_OUT_TRANSLATED);
-
-	rc = sw_decap(ctx, outer);
-	if (rc)
-		return rc;
-	void *data = (void *)(long)ctx->data;
-	end = (void *)(long)ctx->data_end;
-	eth = data;
-	iph = (void *)(eth + 1);
-	if ((void *)(iph + 1) > end)
-		return DROP(DROP_INTERNAL);
-
-	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
-	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
-	if (smac) {
-		ipv4_dec_ttl(iph);
-		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
-	}
-	struct bpf_fib_lookup p = {
-		.family = AF_INET,
-		.tos = iph->tos,
-		.l4_protocol = iph->protocol,
-		.tot_len = bpf_ntohs(iph->tot_len),
-		.ipv4_src = iph->saddr,
-		.ipv4_dst = iph->daddr,
-	};
-	rc = fib_lookup(ctx, &p);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_failure(rc, ctr); /* on NO_NEIGH the kernel forwards, TTL and all */
-	fib_cache_store(&s->fib, &p, now_tick);
-	ipv4_dec_ttl(iph);
-	return fib_send(ctx, eth, &p, ctr);
+	return out_decap_send(ctx, ctr, s, outer, now);
 }
 
 /* Whether a FILTERED session's PCP FILTER set lets the peer (saddr, sport) in. No set: no. */
@@ -509,6 +546,9 @@ static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row 
 	stat_inc(ctr, AFTR_C_IN_ICMP_ERROR_TRANSLATED);
 	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), bpf_ktime_get_coarse_ns());
 }
+
+#include "lib/hairpin.h"
+#include "lib/icmp_error.h"
 
 /* Internet → B4: translate the destination back, encapsulate, forward. */
 static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_counter_row *ctr,

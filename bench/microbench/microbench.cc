@@ -8,7 +8,9 @@
 // Rows: the empty program; established outbound (decap + NAT + FIB + redirect) and inbound
 // (NAT + encap + FIB + redirect), each over --flows sessions cycled through (warm) and over a
 // different random session per call (cold); a new session from a known B4; the first packet
-// of a new B4. Then reference programs (bench/microbench/probes.bpf.c) that do one piece
+// of a new B4; a hairpinned packet (B4 to another subscriber's public end: decap + NAT of
+// both ends + encap + FIB); an ICMP error from behind a B4 (port unreachable quoting the
+// inbound datagram: embedded header translated, decap + FIB). Then reference programs (bench/microbench/probes.bpf.c) that do one piece
 // alone -- bpf_fib_lookup IPv4/IPv6, one aftr_sessions_out lookup -- to show where time goes.
 //
 // How it measures, and why:
@@ -285,6 +287,43 @@ Frame OutboundFrame(const std::array<uint8_t, 16>& b4, uint32_t inner_addr, uint
   std::memcpy(ip6 + 8, b4.data(), 16);
   std::memcpy(ip6 + 24, kSoftwire, 16);
   WriteInner(ip6 + 40, inner_addr, inner_port, kServer, kServerPort);
+  return f;
+}
+
+// B4 → AFTR → B4: like OutboundFrame, to a public address and port (hairpinned).
+Frame HairpinFrame(const std::array<uint8_t, 16>& b4, uint32_t inner_addr, uint16_t inner_port,
+                   uint32_t public_addr, uint16_t public_port) {
+  Frame f = OutboundFrame(b4, inner_addr, inner_port);
+  WriteInner(f.data() + 14 + 40, inner_addr, inner_port, public_addr, public_port);
+  return f;
+}
+
+// B4 → AFTR: the host's ICMP port unreachable (to the server) quoting the whole datagram
+// the server sent it (server:443 → inner address and port).
+constexpr size_t kIcmpErrorLen = 20 + 8 + kInnerPacketLen;
+Frame IcmpErrorFrame(const std::array<uint8_t, 16>& b4, uint32_t inner_addr, uint16_t inner_port) {
+  Frame f(14 + 40 + kIcmpErrorLen);
+  WriteEth(f.data(), kB4LocalMac, kB4GatewayMac, ETH_P_IPV6);
+  uint8_t* ip6 = f.data() + 14;
+  Put32(ip6, 0x60000000);
+  Put16(ip6 + 4, kIcmpErrorLen);
+  ip6[6] = IPPROTO_IPIP;
+  ip6[7] = 64;
+  std::memcpy(ip6 + 8, b4.data(), 16);
+  std::memcpy(ip6 + 24, kSoftwire, 16);
+  uint8_t* ip = ip6 + 40;
+  ip[0] = 0x45;
+  Put16(ip + 2, kIcmpErrorLen);
+  ip[8] = 64;
+  ip[9] = IPPROTO_ICMP;
+  Put32(ip + 12, inner_addr);
+  Put32(ip + 16, kServer);
+  Put16(ip + 10, Checksum(ip, 20));
+  uint8_t* icmp = ip + 20;
+  icmp[0] = 3;  // destination unreachable
+  icmp[1] = 3;  // port unreachable
+  WriteInner(icmp + 8, kServer, kServerPort, inner_addr, inner_port);
+  Put16(icmp + 2, Checksum(icmp, 8 + kInnerPacketLen));
   return f;
 }
 
@@ -790,6 +829,51 @@ int main(int argc, char** argv) {
                 },
                 false});
   }
+  // B4 of warm flow k sends to the public end of warm flow k + 1 (another subscriber).
+  auto hairpin_call = [&](uint32_t k) {
+    const Flow& a = warm[k % warm.size()];
+    const Flow& b = warm[(k + 1) % warm.size()];
+    return Call{HairpinFrame(B4Addr(a.s), Layout::InnerAddr(a.j), Layout::InnerPort(a.j),
+                             Layout::PublicAddr(b.s), Layout::PublicPort(b.s, b.j)),
+                net.b4_ifindex};
+  };
+  rows.emplace_back(RowSpec{"hairpin, " + std::to_string(o.flows) + " flows", aftr_fd, kForwarded,
+                            o.calls, warmup, hairpin_call,
+                            [&](const uint8_t* out, uint32_t len, std::string* why) {
+                              const Flow& a = warm[0];
+                              const Flow& b = warm[1 % warm.size()];
+                              if (!check_in(out, len, b, why)) return false;
+                              const uint8_t* ip = out + 14 + 40;
+                              if (Get32(ip + 12) != Layout::PublicAddr(a.s) ||
+                                  Get16(ip + 20) != Layout::PublicPort(a.s, a.j))
+                                return Fail(why, "source is not the sender's public end");
+                              return true;
+                            },
+                            false});
+  rows.emplace_back(RowSpec{"icmp error from B4, " + std::to_string(o.flows) + " flows", aftr_fd,
+                            kForwarded, o.calls, warmup,
+                            [&](uint32_t k) {
+                              const Flow& f = warm[k % warm.size()];
+                              return Call{IcmpErrorFrame(B4Addr(f.s), Layout::InnerAddr(f.j),
+                                                         Layout::InnerPort(f.j)),
+                                          net.b4_ifindex};
+                            },
+                            [&](const uint8_t* out, uint32_t len, std::string* why) {
+                              const Flow& f = warm[0];
+                              if (len != 14 + kIcmpErrorLen || Get16(out + 12) != ETH_P_IP)
+                                return Fail(why, "not a decapsulated IPv4 frame");
+                              const uint8_t* ip = out + 14;
+                              if (Get32(ip + 12) != Layout::PublicAddr(f.s))
+                                return Fail(why, "outer source");
+                              const uint8_t* q = ip + 28;
+                              if (Get32(q + 16) != Layout::PublicAddr(f.s) ||
+                                  Get16(q + 22) != Layout::PublicPort(f.s, f.j))
+                                return Fail(why, "quoted destination");
+                              if (Checksum(ip + 20, 8 + kInnerPacketLen) != 0)
+                                return Fail(why, "ICMP checksum");
+                              return true;
+                            },
+                            false});
   rows.emplace_back(RowSpec{
       "bpf_fib_lookup IPv4 only", bpf_program__fd(probes->progs.mb_fib4), Verdict(XDP_PASS),
       o.calls, warmup, [&](uint32_t k) { return warm_out[k % warm_out.size()]; }, nullptr, true});

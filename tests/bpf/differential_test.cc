@@ -1,5 +1,6 @@
-// Differential test: random sequences of frames (valid flows both ways, ICMP errors quoting
-// earlier packets, odd and malformed frames, byte flips) go through the production XDP
+// Differential test: random sequences of frames (valid flows both ways, hairpinned ones from
+// B4s to our own public addresses, ICMP errors quoting earlier packets from the Internet and
+// from behind B4s, odd and malformed frames, byte flips) go through the production XDP
 // program (BPF_PROG_TEST_RUN) and through the C++ reference model (tests/model); verdicts,
 // output bytes, events and counters must agree after every packet, and the maps (sessions,
 // subscribers, pool bitmaps, filter peers) at checkpoints. Seeds are printed; set
@@ -271,16 +272,22 @@ class Generator {
   Packet Next() {
     Packet p;
     int what = Uniform(0, 99);
-    if (what < 40) {
+    if (what < 36) {
       p.kind = "outbound";
       p.frame = Outbound().Build();
-    } else if (what < 70) {
+    } else if (what < 62) {
       p.kind = "inbound to a session";
       p.frame = InboundToSession().Build();
-    } else if (what < 78) {
+    } else if (what < 69) {
       p.kind = "icmp error";
       p.frame = IcmpError();
+    } else if (what < 77) {
+      p.kind = "hairpin";
+      p.frame = Hairpin().Build();
     } else if (what < 84) {
+      p.kind = "icmp error from a b4";
+      p.frame = IcmpErrorFromB4();
+    } else if (what < 88) {
       p.kind = "inbound without session";
       p.frame = InboundStray().Build();
     } else {
@@ -300,9 +307,12 @@ class Generator {
   // Remembers what later packets can answer: new sessions' public ends, packets sent out.
   void Learn(const RunResult& r, const std::vector<aftr_event>& events) {
     for (const aftr_event& e : events)
-      if (e.type == AFTR_EV_SESSION_CREATE)
+      if (e.type == AFTR_EV_SESSION_CREATE) {
+        Ip6 b4;
+        std::memcpy(b4.data(), e.b4, 16);
         sessions_.push_back(
-            {e.public_addr, ntohs(e.public_port), e.proto, e.inner_addr, ntohs(e.inner_port)});
+            {e.public_addr, ntohs(e.public_port), e.proto, e.inner_addr, ntohs(e.inner_port), b4});
+      }
     if (sessions_.size() > 4096) sessions_.erase(sessions_.begin(), sessions_.begin() + 1024);
     if ((r.verdict == XDP_REDIRECT || r.verdict == XDP_TX) && r.out.size() > 14 &&
         r.out[12] == 0x08 && r.out[13] == 0x00) {
@@ -310,6 +320,17 @@ class Generator {
       if (!ip.empty()) {
         sent_.push_back(ip);
         if (sent_.size() > 64) sent_.pop_front();
+      }
+    }
+    // Packets delivered to a host behind a B4 (from the Internet or hairpinned): what the
+    // host's errors quote.
+    std::optional<Frame> f;
+    if ((r.verdict == XDP_REDIRECT || r.verdict == XDP_TX) && r.out.size() > 14 &&
+        r.out[12] == 0x86 && r.out[13] == 0xdd && (f = ParseFrame(r.out)) && f->has_ipv4) {
+      Bytes ip = Ipv4Packet(r.out);
+      if (!ip.empty()) {
+        delivered_.push_back({f->ip6_dst, f->ip6_src, ip});
+        if (delivered_.size() > 64) delivered_.pop_front();
       }
     }
   }
@@ -321,6 +342,11 @@ class Generator {
     uint8_t proto;
     uint32_t inner_addr;  // network order
     uint16_t inner_port;
+    Ip6 b4;
+  };
+  struct Delivered {
+    Ip6 b4, softwire;
+    Bytes ip;  // the IPv4 packet the host received
   };
 
   template <typename T>
@@ -468,6 +494,74 @@ class Generator {
     return b.Build();
   }
 
+  // From a B4 to one of our public addresses: to a known session's public end (another
+  // subscriber's, or the sender's own), an echo or echo reply from a session's owner to its
+  // own address (its id maps back to itself), or to a port nobody holds.
+  PacketBuilder Hairpin() {
+    PacketBuilder b;
+    const Ip6 sw = Pick(softwires_);
+    if (sessions_.empty() || Chance(0.1)) {
+      b.Eth(Net().b4_local_mac, kB4RouterMac).Ipv6(Pick(b4s_), sw).Ipv4(Pick(hosts_), Pick(pool_));
+      if (Chance(0.5))
+        b.Udp(uint16_t(40000 + Uniform(0, 47)), uint16_t(Uniform(1024, 65535)));
+      else
+        Tcp(b, uint16_t(40000 + Uniform(0, 47)), uint16_t(Uniform(1024, 65535)));
+      Body(b);
+      return b;
+    }
+    const PublicEnd& s = Pick(sessions_);
+    if (s.proto == IPPROTO_ICMP) {  // the owner pings (or answers) its own public address
+      b.Eth(Net().b4_local_mac, kB4RouterMac).Ipv6(s.b4, sw).Ipv4(s.inner_addr, s.addr);
+      b.Icmp(Chance(0.5) ? 8 : 0, 0, s.inner_port, uint16_t(Uniform(0, 65535)));
+      Body(b);
+      return b;
+    }
+    // Senders: the session's own host (to itself) or anyone, from a few ports.
+    const Ip6 b4 = Chance(0.3) ? s.b4 : Pick(b4s_);
+    const uint32_t host = Chance(0.3) ? s.inner_addr : Pick(hosts_);
+    const uint16_t sport = uint16_t(40000 + Uniform(0, 47));
+    b.Eth(Net().b4_local_mac, kB4RouterMac).Ipv6(b4, sw).Ipv4(host, s.addr);
+    if (Chance(0.1)) b.EncapLimit(uint8_t(Uniform(1, 8)));
+    if (s.proto == IPPROTO_UDP) {
+      b.Udp(sport, s.port);
+      if (Chance(0.05)) b.UdpZeroChecksum();
+    } else {
+      Tcp(b, sport, s.port);
+    }
+    Body(b);
+    return b;
+  }
+
+  // An ICMP error from behind a B4 about a packet delivered to it, quoting some of it, from
+  // the host or a router of its home network, now and then to the wrong peer.
+  Bytes IcmpErrorFromB4() {
+    if (delivered_.empty()) return Hairpin().Build();
+    const Delivered d = delivered_[Uniform(0, int(delivered_.size()) - 1)];
+    Bytes quoted = d.ip;
+    size_t ihl = (quoted[0] & 0x0f) * 4;
+    switch (Uniform(0, 4)) {
+      case 0: quoted.resize(std::min(quoted.size(), ihl + 8)); break;
+      case 1: quoted.resize(std::min(quoted.size(), ihl + 18)); break;
+      case 2: quoted.resize(Uniform(1, int(quoted.size()))); break;
+      default: if (quoted.size() > 548) quoted.resize(548); break;
+    }
+    if (Chance(0.05) && quoted.size() > 20) quoted[16 + Uniform(0, 3)] ^= 0x01;  // another host
+    if (Chance(0.03) && quoted.size() > 8) quoted[6] |= 0x01;                    // a fragment
+    uint32_t peer, host;
+    std::memcpy(&peer, &quoted[12], 4);
+    std::memcpy(&host, &quoted[16], 4);
+    if (Chance(0.05)) peer = Remote();
+    static const std::vector<uint8_t> types = {3, 11, 12};
+    PacketBuilder b;
+    b.Eth(Net().b4_local_mac, kB4RouterMac)
+        .Ipv6(Chance(0.05) ? Pick(b4s_) : d.b4, d.softwire)
+        .Ipv4(Chance(0.8) ? host : Ip4Addr("192.0.2.1"), peer)
+        .Icmp(Pick(types), uint8_t(Uniform(0, 4)), 0, uint16_t(Uniform(0, 1600)))
+        .Payload(quoted);
+    if (Chance(0.03)) b.Ttl(uint8_t(Uniform(0, 2)));
+    return b.Build();
+  }
+
   // Frames the program passes, drops early, or meets rarely.
   Bytes Odd() {
     PacketBuilder b;
@@ -503,7 +597,7 @@ class Generator {
         o.Ipv4Payload(kProtoGre, RandomBytes(12));
         return o.Build();
       }
-      case 10: {  // an ICMP error from behind a B4: not translated yet
+      case 10: {  // an ICMP error from behind a B4 quoting random bytes
         PacketBuilder o;
         o.Eth(Net().b4_local_mac, kB4RouterMac).Ipv6(b4, sw).Ipv4(Pick(hosts_), Remote())
             .Icmp(3, 3, 0, 0).Payload(RandomBytes(28));
@@ -563,6 +657,7 @@ class Generator {
   std::vector<uint32_t> hosts_;
   std::vector<PublicEnd> sessions_;
   std::deque<Bytes> sent_;  // IPv4 packets translated toward the Internet
+  std::deque<Delivered> delivered_;  // IPv4 packets sent toward B4s
 };
 
 // ---- The run ----

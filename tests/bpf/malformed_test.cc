@@ -165,8 +165,11 @@ TEST_CASE("malformed: unsupported inner protocols and ICMP types from a B4", "[m
     ExpectDrop(h, FromB4(kB4a).Ipv4Payload(kProtoGre, Bytes(8, 0)).Build(),
                "drop_unsupported_proto");
   }
-  SECTION("ICMP destination unreachable") {
-    ExpectDrop(h, FromB4(kB4a).Icmp(3, 1, 0, 0).Build(), "drop_unsupported_icmp");
+  SECTION("ICMP destination unreachable quoting nothing (errors are translated by their quote)") {
+    ExpectDrop(h, FromB4(kB4a).Icmp(3, 1, 0, 0).Build(), "drop_icmp_error_malformed");
+  }
+  SECTION("ICMP timestamp") {
+    ExpectDrop(h, FromB4(kB4a).Icmp(13, 0, 1, 1).Build(), "drop_unsupported_icmp");
   }
   SECTION("ICMP echo reply (outbound only requests open mappings)") {
     ExpectDrop(h, FromB4(kB4a).IcmpEchoReply(kInnerPort, 1).Build(), "drop_unsupported_icmp");

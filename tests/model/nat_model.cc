@@ -102,13 +102,15 @@ struct L4View {
   std::optional<size_t> check_off;   // none: UDP sent without checksum
   std::optional<size_t> tcp_off;
   bool pseudo = false;               // checksum covers the IPv4 addresses
-  bool icmp_error = false;           // inbound ICMP error: translated by what it quotes
+  bool icmp_error = false;           // ICMP error: translated by what it quotes
+  bool existing_only = false;        // echo reply from a B4: by a session, never a new one
   uint8_t seen = 0;                  // AFTR_TCP_SEEN_*
 };
 
 int Drop(aftr_counter reason) { return -int(reason); }
 
-int ParseL4(const Bytes& f, size_t ip, bool outbound, L4View& v) {
+// `to_pool`: the destination is one of our public addresses (a hairpinned packet).
+int ParseL4(const Bytes& f, size_t ip, bool outbound, bool to_pool, L4View& v) {
   Ipv4Header h{ip, f};
   size_t l4 = ip + h.ihl();
   uint32_t l4_len = h.tot_len() - h.ihl();  // lengths, not the frame: padding is no header
@@ -135,13 +137,16 @@ int ParseL4(const Bytes& f, size_t ip, bool outbound, L4View& v) {
       if (l4_len < 8) return Drop(AFTR_C_DROP_MALFORMED_L4);
       uint8_t type = f[l4];
       if (type != (outbound ? kIcmpEcho : kIcmpEchoReply)) {
-        // Errors from the Internet are translated by what they quote; from a B4, not yet.
-        if (!outbound && (type == kIcmpUnreachable || type == kIcmpTimeExceeded ||
-                          type == kIcmpParameterProblem)) {
+        // Errors are translated by what they quote, both ways.
+        if (type == kIcmpUnreachable || type == kIcmpTimeExceeded ||
+            type == kIcmpParameterProblem) {
           v.icmp_error = true;
           return 0;
         }
-        return Drop(AFTR_C_DROP_UNSUPPORTED_ICMP);
+        // A host answering an echo hairpinned to it: back to a pool address, by a session.
+        if (!outbound || type != kIcmpEchoReply || !to_pool)
+          return Drop(AFTR_C_DROP_UNSUPPORTED_ICMP);
+        v.existing_only = true;
       }
       v.port_off = l4 + 4;
       v.check_off = l4 + 2;
@@ -335,7 +340,8 @@ int Model::FromB4(Packet& p) {
   if (h.ttl() <= 1) return Drop(AFTR_C_DROP_TTL_EXPIRED);
 
   L4View v;
-  if (int rc = ParseL4(f, ip, /*outbound=*/true, v)) return rc;
+  if (int rc = ParseL4(f, ip, /*outbound=*/true, PoolContains(h.daddr()), v)) return rc;
+  if (v.icmp_error) return IcmpErrorFromB4(p, outer);
 
   SessionOutKey key{GetIp6(f, ip6 + 8), h.saddr(), Get16(f, v.port_off), h.protocol()};
   uint32_t remote = h.daddr();
@@ -343,6 +349,7 @@ int Model::FromB4(Packet& p) {
   if (it != state_.sessions_out.end()) {
     it->second.tcp_flags |= v.seen;
   } else {
+    if (v.existing_only) return Drop(AFTR_C_DROP_NO_SESSION);
     if (int rc = SessionCreate(p, key, uint8_t(sw), v.seen)) return rc;
     it = state_.sessions_out.find(key);
   }
@@ -352,6 +359,7 @@ int Model::FromB4(Packet& p) {
 
   Rewrite(f, ip, ip + 12, s.public_addr, v, s.public_port);
   if (v.tcp_off) ClampMss(p, *v.tcp_off);
+  if (PoolContains(remote)) return Hairpin(p, outer);
   p.Count(AFTR_C_OUT_TRANSLATED);
 
   // Decapsulate: the Ethernet header stays, now announcing IPv4.
@@ -375,7 +383,7 @@ int Model::FromInternet(Packet& p) {
   if (h.frag_off() & 0x3fff) return Drop(AFTR_C_DROP_FRAGMENT);
 
   L4View v;
-  if (int rc = ParseL4(f, ip, /*outbound=*/false, v)) return rc;
+  if (int rc = ParseL4(f, ip, /*outbound=*/false, /*to_pool=*/true, v)) return rc;
   if (v.icmp_error) return IcmpErrorFromInternet(p);
 
   SessionInKey key{h.daddr(), Get16(f, v.port_off), h.protocol()};
@@ -499,6 +507,151 @@ int Model::IcmpErrorFromInternet(Packet& p) {
   f.insert(f.begin() + kEthLen, ip6.begin(), ip6.end());
   Set16(f, 12, kEtherTypeIpv6);
   return SendOut(p, s.fib, /*ipv6=*/true);
+}
+
+// Pushes the IPv6 header toward the session's B4, from the AFTR address it talks to, and
+// sends the frame.
+int Model::EncapToB4(Packet& p, SessionIn& s) {
+  Bytes& f = p.buf;
+  uint16_t inner_len = Get16(f, kEthLen + 2);
+  Bytes ip6(kIpv6Len, 0);
+  ip6[0] = 0x60;
+  Set16(ip6, 4, inner_len);
+  ip6[6] = kProtoIpip;
+  ip6[7] = config_.dp.hop_limit;
+  std::memcpy(&ip6[8], config_.dp.softwire_addrs[s.softwire_index & 3], 16);
+  std::memcpy(&ip6[24], s.b4.data(), 16);
+  f.insert(f.begin() + kEthLen, ip6.begin(), ip6.end());
+  Set16(f, 12, kEtherTypeIpv6);
+  return SendOut(p, s.fib, /*ipv6=*/true);
+}
+
+// ---- B4 → B4 (hairpinning, RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508 REQ-7) ----
+
+// The source is translated already (the sender's session); the destination, one of our
+// public addresses, is found and filtered as if the packet came from the Internet with the
+// sender's public end as the peer, rewritten to the target's inner end, TTL - 1 once, and
+// the packet goes to the target's B4 in a new softwire header.
+int Model::Hairpin(Packet& p, size_t outer) {
+  Bytes& f = p.buf;
+  const size_t ip = kEthLen + outer;
+  Ipv4Header h{ip, f};
+  const size_t l4 = ip + h.ihl();
+  L4View v;
+  uint16_t peer_port = 0;
+  switch (h.protocol()) {
+    case kProtoTcp: {
+      v.port_off = l4 + 2;
+      v.check_off = l4 + 16;
+      v.pseudo = true;
+      uint8_t flags = f[l4 + 13];
+      v.seen = (flags & kTcpSyn ? AFTR_TCP_SEEN_SYN : 0) | (flags & kTcpFin ? AFTR_TCP_SEEN_FIN : 0) |
+               (flags & kTcpRst ? AFTR_TCP_SEEN_RST : 0);
+      peer_port = Get16(f, l4);
+      break;
+    }
+    case kProtoUdp:
+      v.port_off = l4 + 2;
+      if (Get16(f, l4 + 6) != 0) v.check_off = l4 + 6;
+      v.pseudo = true;
+      peer_port = Get16(f, l4);
+      break;
+    default:  // ICMP echo or echo reply: by the identifier
+      v.port_off = l4 + 4;
+      v.check_off = l4 + 2;
+      break;
+  }
+  (void)peer_port;  // only PCP FILTER sets look at it, and the model holds none
+  SessionInKey key{h.daddr(), Get16(f, v.port_off), h.protocol()};
+  auto it = state_.sessions_in.find(key);
+  if (it == state_.sessions_in.end()) return Drop(AFTR_C_DROP_NO_SESSION);
+  SessionIn& s = it->second;
+  if (s.tcp_flags & AFTR_SESSION_FILTERED) return Drop(AFTR_C_DROP_FILTERED);
+  if (config_.dp.filtering == AFTR_FILTER_ADDRESS_DEPENDENT &&
+      !(s.tcp_flags & AFTR_SESSION_FORWARD) &&
+      !state_.filter_peers.count(FilterKey{key.public_addr, h.saddr(), key.public_port, key.proto}))
+    return Drop(AFTR_C_DROP_FILTERED);
+
+  s.tcp_flags |= v.seen;
+  Rewrite(f, ip, ip + 16, s.inner_addr, v, s.inner_port);
+  DecrementTtl(f, ip);
+  p.Count(AFTR_C_HAIRPIN_TRANSLATED);
+  f.erase(f.begin() + kEthLen, f.begin() + kEthLen + outer);
+  Set16(f, 12, kEtherTypeIpv4);
+  return EncapToB4(p, s);
+}
+
+// An ICMP error from behind a B4 about a packet we translated in (the mirror of
+// IcmpErrorFromInternet): found by the subscriber-side session of the quoted destination,
+// which goes back to the public address and port (or echo id), with the outer source; never
+// creates or refreshes a session, not filtered. An error about a hairpinned packet (quoted
+// source one of our addresses) then continues as an inbound error for the other subscriber.
+int Model::IcmpErrorFromB4(Packet& p, size_t outer) {
+  Bytes& f = p.buf;
+  const size_t ip = kEthLen + outer;
+  Ipv4Header h{ip, f};
+  const size_t icmp = ip + h.ihl();
+  const size_t q = icmp + 8;
+  uint32_t quoted = h.tot_len() - h.ihl() - 8;
+  if (q + 20 > f.size() || quoted < 20) return Drop(AFTR_C_DROP_ICMP_ERROR_MALFORMED);
+  Ipv4Header qh{q, f};
+  if (f[q] >> 4 != 4 || qh.ihl() < 20 || quoted < qh.ihl() + 8 || (qh.frag_off() & 0x1fff))
+    return Drop(AFTR_C_DROP_ICMP_ERROR_MALFORMED);
+  if (qh.saddr() != h.daddr()) return Drop(AFTR_C_DROP_ICMP_ERROR_MALFORMED);
+  const size_t l4 = q + qh.ihl();
+  if (l4 + 8 > f.size()) return Drop(AFTR_C_DROP_ICMP_ERROR_MALFORMED);
+
+  size_t port_off = l4 + 2;  // the quoted destination port: the inner one
+  std::optional<size_t> check_off;
+  switch (qh.protocol()) {
+    case kProtoTcp:
+      if (quoted >= qh.ihl() + 18 && l4 + 18 <= f.size()) check_off = l4 + 16;
+      break;
+    case kProtoUdp:
+      if (Get16(f, l4 + 6) != 0) check_off = l4 + 6;
+      break;
+    case kProtoIcmp:
+      if (f[l4] != kIcmpEchoReply && f[l4] != kIcmpEcho)
+        return Drop(AFTR_C_DROP_ICMP_ERROR_NO_SESSION);
+      port_off = l4 + 4;
+      check_off = l4 + 2;
+      break;
+    default:
+      return Drop(AFTR_C_DROP_ICMP_ERROR_NO_SESSION);
+  }
+  SessionOutKey key{GetIp6(f, kEthLen + 8), qh.daddr(), Get16(f, port_off), qh.protocol()};
+  auto it = state_.sessions_out.find(key);
+  if (it == state_.sessions_out.end()) return Drop(AFTR_C_DROP_ICMP_ERROR_NO_SESSION);
+  SessionOut& s = it->second;
+
+  const uint32_t inner = key.inner_addr, pub = s.public_addr;
+  const uint16_t inner_port = key.inner_port, pub_port = s.public_port;
+  const size_t icmp_check = icmp + 2;
+  auto change16 = [&](size_t off, uint16_t value) {
+    Set16(f, icmp_check, ChecksumUpdate(Get16(f, icmp_check), Get16(f, off), value));
+    Set16(f, off, value);
+  };
+  if (check_off) {
+    uint16_t c = Get16(f, *check_off);
+    if (qh.protocol() != kProtoIcmp) c = ChecksumUpdate32(c, inner, pub);
+    c = ChecksumUpdate(c, inner_port, pub_port);
+    if (c == 0 && qh.protocol() == kProtoUdp) c = 0xffff;
+    change16(*check_off, c);
+  }
+  change16(port_off, pub_port);
+  change16(q + 10, ChecksumUpdate32(Get16(f, q + 10), inner, pub));
+  change16(q + 16, pub >> 16);
+  change16(q + 18, pub & 0xffff);
+  uint32_t old_src = h.saddr();
+  Set32(f, ip + 12, pub);
+  Set16(f, ip + 10, ChecksumUpdate32(Get16(f, ip + 10), old_src, pub));
+
+  bool hairpinned = PoolContains(h.daddr());
+  if (!hairpinned) p.Count(AFTR_C_OUT_ICMP_ERROR_TRANSLATED);  // TTL - 1 in SendOut
+  f.erase(f.begin() + kEthLen, f.begin() + kEthLen + outer);
+  Set16(f, 12, kEtherTypeIpv4);
+  if (hairpinned) return IcmpErrorFromInternet(p);
+  return SendOut(p, s.fib, /*ipv6=*/false);
 }
 
 // RFC 6333 section 5.3: the tunnel costs 40 bytes, so a SYN's MSS option above the clamp is

@@ -185,6 +185,9 @@ class Model {
   int FromB4(Packet& p);
   int FromInternet(Packet& p);
   int IcmpErrorFromInternet(Packet& p);
+  int Hairpin(Packet& p, size_t outer);
+  int IcmpErrorFromB4(Packet& p, size_t outer);
+  int EncapToB4(Packet& p, SessionIn& s);
   int SessionCreate(Packet& p, const SessionOutKey& key, uint8_t softwire_index,
                     uint8_t tcp_flags);
   int SubscriberCreate(Packet& p, const SessionOutKey& key);

@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 10
+#define AFTR_ABI_VERSION 11
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -41,6 +41,8 @@
 	X(OUT_TRANSLATED, "out_translated")                                    \
 	X(IN_TRANSLATED, "in_translated")                                      \
 	X(IN_ICMP_ERROR_TRANSLATED, "in_icmp_error_translated")                \
+	X(OUT_ICMP_ERROR_TRANSLATED, "out_icmp_error_translated")              \
+	X(HAIRPIN_TRANSLATED, "hairpin_translated")                            \
 	X(TX_REDIRECT, "tx_redirect")                                          \
 	X(TX_SAME_IF, "tx_same_if")                                            \
 	X(FIB_CACHE_HIT, "fib_cache_hit")                                      \
