@@ -49,7 +49,9 @@ if bash "$repo/scripts/build-asan.sh"; then
 	# shellcheck source=../tests/sanitizers/env.sh
 	. "$repo/tests/sanitizers/env.sh"
 	run_label "asan unit" "$repo/build-asan" -L '^unit$'
-	run_label "asan bpf" "$repo/build-asan" -L '^bpf$'
+	# The differential test's million packets exercise the program, already done above; here
+	# the harness and model code only need to run, so a fifth of them.
+	AFTR_DIFF_PACKETS=200000 run_label "asan bpf" "$repo/build-asan" -L '^bpf$'
 	san_logs=$(mktemp -d)
 	AFTR_ASAN_EXTRA="log_path=$san_logs/asan" . "$repo/tests/sanitizers/env.sh"
 	export UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$san_logs/ubsan"
