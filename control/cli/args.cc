@@ -338,8 +338,11 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& argv) {
     return Usage(absl::StrCat(c.Words(), ": expected ", c.positional));
   }
   for (auto& [name, value] : command_options) {
+    // Captured through a plain reference: clang 14 (the sanitizer build) cannot capture a
+    // structured binding in a lambda.
+    const auto& option = name;
     bool known = std::any_of(c.options.begin(), c.options.end(),
-                             [&](const OptionSpec& o) { return o.name == name; });
+                             [&](const OptionSpec& o) { return o.name == option; });
     if (!known) return Usage(absl::StrCat(c.Words(), " has no option --", name));
     if (inv.options.count(name)) return Usage(absl::StrCat("--", name, " given twice"));
     inv.options[name] = value;

@@ -164,6 +164,9 @@ absl::Status ParseLogLine(absl::CivilDay day, absl::string_view line, NatEvent* 
           !ParsePort(range[1], &last) || last < first) {
         return bad("expected B4 ADDRESS FIRST-LAST");
       }
+      // 0-65535 would be 65536 ports, more than block_size holds (it wrapped to 0, and the
+      // index stored the block as ending at port -1). No block is written so wide.
+      if (last - first + 1 > 0xffff) return bad("port range wider than a block can be");
       e.public_addr = *pub;
       e.public_port = first;
       e.block_size = static_cast<uint16_t>(last - first + 1);

@@ -36,6 +36,7 @@
 #include "control/common/ip.h"
 #include "control/common/session_key.h"
 #include "control/events/event_sink.h"
+#include "control/pcp/known_clients.h"
 #include "control/pcp/pcp_message.h"
 
 namespace aftr::pcp {
@@ -66,25 +67,6 @@ class RateLimiter {
   };
   uint32_t rate_, burst_;
   absl::flat_hash_map<std::array<uint8_t, 16>, Bucket> buckets_;  // key: the B4 address
-};
-
-// The B4s that ever held a mapping, remembered in a file (one address per line, appended)
-// so that they can be told when the mapping state is lost.
-class KnownClients {
- public:
-  // Reads `path` (missing is empty), keeping at most `limit` addresses, and rewrites it
-  // without duplicates.
-  static absl::StatusOr<std::unique_ptr<KnownClients>> Open(const std::string& path, size_t limit);
-  // Remembers `b4` (appends a line when new). False if the file could not be written.
-  bool Add(const Ipv6Address& b4);
-  std::vector<Ipv6Address> All() const;
-
- private:
-  std::string path_;
-  size_t limit_ = 0;
-  mutable absl::Mutex mu_;
-  std::vector<Ipv6Address> order_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string> known_ ABSL_GUARDED_BY(mu_);
 };
 
 // One PCP mapping as the API shows it.

@@ -134,6 +134,8 @@ TEST_CASE("the parser refuses what the log would not have written") {
   for (const char* line : {"", "# aftrd started", "10:35:59", "10:35:59 ZZ x", "25:00:00 EL 1",
                            "10:35 EL 1", "10:35:59 EL x", "10:35:59 BA 2001:db8:a:: 198.51.100.1 1535-1024",
                            "10:35:59 BA 2001:db8:a:: 198.51.100.1 1024-70000",
+                           // 65536 ports: block_size wrapped to 0 (found by log_line_fuzz)
+                           "10:35:59 BA 2001:db8:a:: 198.51.100.1 0-65535",
                            "10:35:59 BA 2001:db8:a:: 198.51.100.1", "10:35:59 BA x 198.51.100.1 1-2",
                            "10:35:59 SC udp 2001:db8:a:: 192.0.2.10 198.51.100.1:1030",
                            "10:35:59 SC udp 2001:db8:a:: 192.0.2.10:1 198.51.100.1:1030 extra",
