@@ -124,6 +124,7 @@ aftr_lab_up() {
 }
 
 aftr_lab_down() {
+	set +e # the teardown runs to its end whatever fails in it (it runs on EXIT)
 	if [[ -n $AFTRD_PID ]]; then
 		kill -TERM "$AFTRD_PID" 2>/dev/null || true
 		wait "$AFTRD_PID" 2>/dev/null || true

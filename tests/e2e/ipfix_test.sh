@@ -25,9 +25,11 @@ TSHARK_PID=""
 COLLECTOR_PID=""
 
 cleanup() {
+	# Never stop half way (errexit would, on a `wait` for a killed process): the lab must go.
+	set +e
 	# Only what this test started, by PID.
 	[[ -n $TSHARK_PID ]] && kill -INT "$TSHARK_PID" 2>/dev/null && wait "$TSHARK_PID" 2>/dev/null
-	[[ -n $COLLECTOR_PID ]] && kill "$COLLECTOR_PID" 2>/dev/null && wait "$COLLECTOR_PID" 2>/dev/null
+	[[ -n $COLLECTOR_PID ]] && _kill_pid "$COLLECTOR_PID"
 	aftr_lab_down
 }
 trap cleanup EXIT

@@ -19,7 +19,8 @@ require_root
 PY=/usr/bin/python3
 FLOOD_PID=""
 cleanup() {
-	[[ -n $FLOOD_PID ]] && kill "$FLOOD_PID" 2>/dev/null && wait "$FLOOD_PID" 2>/dev/null
+	set +e  # a `wait` for a killed process must not stop the teardown
+	[[ -n $FLOOD_PID ]] && _kill_pid "$FLOOD_PID"
 	aftr_lab_down
 }
 trap cleanup EXIT
