@@ -270,8 +270,12 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 			(void *)ip6 + (outer & 0xff);
 		if ((void *)(fh + 1) > end)
 			return DROP(DROP_MALFORMED_EXT_HDR);
-		if (fh->nexthdr == IPPROTO_IPIP)
-			return DROP(DROP_FRAGMENT);
+		/* The kernel reassembles it: the softwire address is a local address of the
+		 * AFTR, and aftrd reads the whole payload from its IPPROTO_IPIP raw socket. */
+		if (fh->nexthdr == IPPROTO_IPIP) {
+			stat_inc(ctr, AFTR_C_PASS_IPV6_FRAGMENT);
+			return XDP_PASS;
+		}
 	}
 	if (next != IPPROTO_IPIP) {
 		stat_inc(ctr, AFTR_C_PASS_LOCAL_CONTROL); /* PCP, ICMPv6, management */
@@ -288,7 +292,7 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 	if (!ihl || bpf_ntohs(ip6->payload_len) < outer - sizeof(*ip6) + bpf_ntohs(iph->tot_len))
 		return DROP(DROP_MALFORMED_IPV4);
 	if (iph->frag_off & bpf_htons(IPV4_FRAG_MASK))
-		return DROP(DROP_FRAGMENT);
+		return slow_path_queue(ctx, ctr, AFTR_SLOW_SOFTWIRE_FRAGMENT);
 	if (iph->ttl <= 1)
 		return DROP(DROP_TTL_EXPIRED);
 
@@ -565,7 +569,7 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	if (!ihl)
 		return DROP(DROP_MALFORMED_IPV4);
 	if (iph->frag_off & bpf_htons(IPV4_FRAG_MASK))
-		return DROP(DROP_FRAGMENT);
+		return slow_path_queue(ctx, ctr, AFTR_SLOW_INET_FRAGMENT);
 
 	struct l4_view v = {};
 	int rc = l4_parse(iph, ihl, end, 0, &v);

@@ -8,6 +8,7 @@
 #include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 #include "lib/stats.h"
+#include "lib/slow_path.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -16,6 +17,8 @@
 static __always_inline int fib_lookup(struct xdp_md *ctx, struct bpf_fib_lookup *p)
 {
 	p->ifindex = ctx->ingress_ifindex;
+	if (slow_path_run(ctx))
+		p->tot_len = 0; /* no MTU check: aftrd fragments what the slow path sends */
 	return bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 }
 
@@ -25,6 +28,8 @@ static __always_inline int fib_send(struct xdp_md *ctx, struct ethhdr *eth,
 {
 	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
+	if (slow_path_run(ctx))
+		slow_path_note(ctx, p->ifindex, p->mtu_result);
 	if (p->ifindex == ctx->ingress_ifindex) {
 		stat_inc(ctr, AFTR_C_TX_SAME_IF);
 		return XDP_TX;
@@ -57,7 +62,9 @@ static __always_inline int fib_cache_send(struct xdp_md *ctx, struct ethhdr *eth
 	/* Skipping bpf_fib_lookup skips its MTU check too: compare with the MTU it reported
 	 * (route or device) when the next hop was cached; cheaper than bpf_check_mtu. */
 	__u32 l3_len = ctx->data_end - ctx->data - sizeof(*eth);
-	if (l3_len > c->mtu)
+	if (slow_path_run(ctx))
+		slow_path_note(ctx, c->ifindex, c->mtu); /* aftrd fragments: no MTU check */
+	else if (l3_len > c->mtu)
 		return DROP(DROP_TOO_BIG);
 	__builtin_memcpy(eth->h_dest, c->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac->mac, ETH_ALEN);

@@ -149,4 +149,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aftr_events SEC(".maps");
 
+/* The fragment slow path: frames XDP hands to aftrd (struct aftr_slow_record + the frame).
+ * Writer: XDP (slow_path_queue). Reader: aftrd's slow-path thread. Its own ring, so a fragment
+ * flood fills this one and never costs the event log a record. Sizing: fixed, 4 MiB. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aftr_slow_path SEC(".maps");
+
+/* Per-CPU scratch where slow_path_queue gathers a record before one bpf_ringbuf_output of
+ * exactly its size (a reserve must be of a constant size: 9 KiB for every 60-byte fragment). */
+struct aftr_slow_scratch {
+	struct aftr_slow_record hdr;
+	__u8 frame[AFTR_SLOW_MAX_FRAME];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aftr_slow_scratch);
+} aftr_slow_scratch SEC(".maps");
+
 #endif

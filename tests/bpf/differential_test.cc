@@ -689,6 +689,7 @@ std::string RunDifferential(const DiffConfig& dc, uint64_t seed, uint64_t packet
     Generator::Packet pkt = gen.Next();
     RunResult x = h.RunOn(pkt.ingress, pkt.frame);
     std::vector<aftr_event> events = h.DrainEvents();
+    std::vector<Harness::SlowRecord> slow = h.DrainSlowPath();
     std::array<CounterValues, AFTR_DIR_MAX> counters = h.CountersByDirection();
     uint64_t retries = counters[AFTR_DIR_FROM_B4][AFTR_C_PORT_PICK_RETRIES] -
                        prev[AFTR_DIR_FROM_B4][AFTR_C_PORT_PICK_RETRIES];
@@ -701,6 +702,14 @@ std::string RunDifferential(const DiffConfig& dc, uint64_t seed, uint64_t packet
     std::vector<model::Event> xe;
     for (const aftr_event& e : events) xe.push_back(ToModel(e));
     if (xe != r.events) diff += "events differ\n";
+    if (r.slow_path_frame) {
+      if (slow.size() != 1 || slow[0].frame != *r.slow_path_frame ||
+          slow[0].hdr.kind != r.slow_path_kind || slow[0].hdr.frame_len != slow[0].frame.size() ||
+          int(slow[0].hdr.ifindex) != pkt.ingress)
+        diff += "slow-path record differs\n";
+    } else if (!slow.empty()) {
+      diff += "xdp queued a slow-path record, the model none\n";
+    }
     std::array<CounterValues, AFTR_DIR_MAX> mc;
     for (int d = 0; d < AFTR_DIR_MAX; d++)
       for (int c = 0; c < AFTR_COUNTER_MAX; c++) mc[d][c] = m.state().counters[d][c];

@@ -243,10 +243,14 @@ Harness::Harness(const aftr_dp_config& cfg, const MapSizes& sizes)
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.aftr_events), &Harness::OnEvent,
                            &pending_events_, nullptr);
   if (!ring_) Fail("ring_buffer__new", errno);
+  slow_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.aftr_slow_path), &Harness::OnSlowRecord,
+                                &pending_slow_, nullptr);
+  if (!slow_ring_) Fail("ring_buffer__new aftr_slow_path", errno);
 }
 
 Harness::~Harness() {
   ring_buffer__free(ring_);
+  ring_buffer__free(slow_ring_);
   aftr_bpf__destroy(skel_);
 }
 
@@ -391,6 +395,25 @@ void Harness::SetPoolHint(const aftr_pool_hint& hint) {
   uint32_t zero = 0;
   if (bpf_map_update_elem(MapFd("aftr_pool_hint"), &zero, &hint, BPF_ANY))
     Fail("update aftr_pool_hint", errno);
+}
+
+int Harness::OnSlowRecord(void* ctx, void* data, size_t size) {
+  auto* records = static_cast<std::vector<SlowRecord>*>(ctx);
+  SlowRecord r;
+  if (size >= sizeof(r.hdr)) {
+    std::memcpy(&r.hdr, data, sizeof(r.hdr));
+    const auto* bytes = static_cast<const uint8_t*>(data) + sizeof(r.hdr);
+    r.frame.assign(bytes, bytes + (size - sizeof(r.hdr)));
+  }
+  records->push_back(std::move(r));
+  return 0;
+}
+
+std::vector<Harness::SlowRecord> Harness::DrainSlowPath() {
+  if (ring_buffer__consume(slow_ring_) < 0) Fail("ring_buffer__consume aftr_slow_path", errno);
+  std::vector<SlowRecord> records;
+  records.swap(pending_slow_);
+  return records;
 }
 
 }  // namespace bpftest

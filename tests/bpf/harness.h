@@ -92,6 +92,13 @@ class Harness {
   // Events submitted since the last call, in ring order.
   std::vector<aftr_event> DrainEvents();
 
+  // Records queued to the fragment slow path (aftr_slow_path) since the last call.
+  struct SlowRecord {
+    aftr_slow_record hdr{};
+    Bytes frame;
+  };
+  std::vector<SlowRecord> DrainSlowPath();
+
   std::optional<aftr_subscriber> Subscriber(const Ip6& b4) const;
   std::optional<aftr_session_out> SessionOut(const aftr_session_out_key& key) const;
   std::optional<aftr_session_in> SessionIn(const aftr_session_in_key& key) const;
@@ -110,6 +117,7 @@ class Harness {
 
  private:
   static int OnEvent(void* ctx, void* data, size_t size);
+  static int OnSlowRecord(void* ctx, void* data, size_t size);
   int MapFd(const char* name) const;
 
   aftr_dp_config cfg_;
@@ -117,6 +125,8 @@ class Harness {
   ::aftr_bpf* skel_ = nullptr;
   ::ring_buffer* ring_ = nullptr;
   std::vector<aftr_event> pending_events_;
+  ::ring_buffer* slow_ring_ = nullptr;
+  std::vector<SlowRecord> pending_slow_;
 };
 
 // Name of a counter as AFTR_COUNTER_LIST spells it.

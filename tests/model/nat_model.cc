@@ -319,11 +319,15 @@ int Model::FromB4(Packet& p) {
     next = f[opts];
     outer += len;
   }
-  // IPv6-fragmented softwire packets are not reassembled here.
+  // IPv6-fragmented softwire packets go to the kernel, which reassembles them for aftrd's
+  // IPPROTO_IPIP raw socket (the softwire address is local).
   if (next == kProtoFragment) {
     size_t frag = ip6 + outer;
     if (frag + 8 > f.size()) return Drop(AFTR_C_DROP_MALFORMED_EXT_HDR);
-    if (f[frag] == kProtoIpip) return Drop(AFTR_C_DROP_FRAGMENT);
+    if (f[frag] == kProtoIpip) {
+      p.Count(AFTR_C_PASS_IPV6_FRAGMENT);
+      return kPass;
+    }
   }
   if (next != kProtoIpip) {
     p.Count(AFTR_C_PASS_LOCAL_CONTROL);  // PCP, ICMPv6, management: the kernel's
@@ -336,7 +340,7 @@ int Model::FromB4(Packet& p) {
   if (!Ipv4Fits(f, ip)) return Drop(AFTR_C_DROP_MALFORMED_IPV4);
   Ipv4Header h{ip, f};
   if (payload_len < outer - kIpv6Len + h.tot_len()) return Drop(AFTR_C_DROP_MALFORMED_IPV4);
-  if (h.frag_off() & 0x3fff) return Drop(AFTR_C_DROP_FRAGMENT);
+  if (h.frag_off() & 0x3fff) return SlowPathQueue(p, AFTR_SLOW_SOFTWIRE_FRAGMENT);
   if (h.ttl() <= 1) return Drop(AFTR_C_DROP_TTL_EXPIRED);
 
   L4View v;
@@ -368,6 +372,16 @@ int Model::FromB4(Packet& p) {
   return SendOut(p, s.fib, /*ipv6=*/false);
 }
 
+// Fragments go whole, as received, to aftrd's slow path (a frame the ring takes: at most
+// AFTR_SLOW_MAX_FRAME bytes; the model's ring never fills) and are dropped here.
+int Model::SlowPathQueue(Packet& p, uint32_t kind) {
+  if (p.buf.size() > AFTR_SLOW_MAX_FRAME) return Drop(AFTR_C_DROP_SLOW_PATH_TOO_BIG);
+  p.result.slow_path_frame = p.buf;
+  p.result.slow_path_kind = kind;
+  p.Count(AFTR_C_SLOW_PATH_QUEUED);
+  return kDrop;
+}
+
 // ---- Internet → B4 ----
 
 int Model::FromInternet(Packet& p) {
@@ -380,7 +394,7 @@ int Model::FromInternet(Packet& p) {
     return kPass;
   }
   if (!Ipv4Fits(f, ip)) return Drop(AFTR_C_DROP_MALFORMED_IPV4);
-  if (h.frag_off() & 0x3fff) return Drop(AFTR_C_DROP_FRAGMENT);
+  if (h.frag_off() & 0x3fff) return SlowPathQueue(p, AFTR_SLOW_INET_FRAGMENT);
 
   L4View v;
   if (int rc = ParseL4(f, ip, /*outbound=*/false, /*to_pool=*/true, v)) return rc;

@@ -163,6 +163,9 @@ struct Result {
   Bytes out;                        // the frame as the program leaves it, whatever the verdict
   std::vector<Event> events;
   std::vector<std::string> illegal_choices;  // choices the program could not have made
+  // The frame handed to the fragment slow path (aftr_slow_path ring), and its kind.
+  std::optional<Bytes> slow_path_frame;
+  uint32_t slow_path_kind = 0;  // enum aftr_slow_kind
 };
 
 class Model {
@@ -184,6 +187,7 @@ class Model {
   struct Packet;
   int FromB4(Packet& p);
   int FromInternet(Packet& p);
+  int SlowPathQueue(Packet& p, uint32_t kind);
   int IcmpErrorFromInternet(Packet& p);
   int Hairpin(Packet& p, size_t outer);
   int IcmpErrorFromB4(Packet& p, size_t outer);

@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 11
+#define AFTR_ABI_VERSION 12
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -53,6 +53,8 @@
 	X(CREATE_RACE_LOST, "create_race_lost")                                \
 	X(MSS_CLAMPED, "mss_clamped")                                          \
 	X(EVENT_LOST, "event_lost")                                            \
+	X(SLOW_PATH_QUEUED, "slow_path_queued")                                \
+	X(PASS_IPV6_FRAGMENT, "pass_ipv6_fragment")                            \
 	/* drop reasons: every XDP_DROP increments exactly one of these */     \
 	X(DROP_MALFORMED_ETH, "drop_malformed_eth")                            \
 	X(DROP_MALFORMED_IPV6, "drop_malformed_ipv6")                          \
@@ -77,6 +79,8 @@
 	X(DROP_ENCAP_FAILED, "drop_encap_failed")                              \
 	X(DROP_FIB_FAILED, "drop_fib_failed")                                  \
 	X(DROP_TOO_BIG, "drop_too_big")                                        \
+	X(DROP_SLOW_PATH_FULL, "drop_slow_path_full")                          \
+	X(DROP_SLOW_PATH_TOO_BIG, "drop_slow_path_too_big")                    \
 	X(DROP_INTERNAL, "drop_internal")
 
 #define AFTR_COUNTER_ENUM(id, name) AFTR_C_##id,
@@ -382,6 +386,36 @@ struct aftr_event {
 	__u8 proto;
 };
 
+/* ---- The fragment slow path (RFC 6333 section 6.3) ----
+ * What XDP cannot translate alone (IPv4 fragments; whole packets too big for the egress
+ * MTU) it copies into the ring aftr_slow_path and drops. aftrd reassembles, then runs
+ * aftr_xdp itself on the whole datagram with BPF_PROG_TEST_RUN, marking the run with
+ * struct aftr_slow_meta in the XDP metadata: the program translates exactly as for a
+ * received frame (same maps, counters, events), skips every MTU check and reports the
+ * egress interface and its MTU in the metadata; aftrd sends the result, fragmenting it. */
+enum aftr_slow_kind {
+	AFTR_SLOW_INET_FRAGMENT = 1,     /* IPv4 fragment from the Internet to a pool address */
+	AFTR_SLOW_SOFTWIRE_FRAGMENT = 2, /* IPv6 to a softwire address carrying an IPv4 fragment */
+	AFTR_SLOW_OVERSIZE = 3,          /* a whole packet (either side) larger than the egress MTU */
+};
+#define AFTR_SLOW_MAX_FRAME 9216 /* larger frames are dropped (drop_slow_path_too_big) */
+/* A ring record: this header, then frame_len bytes of the frame from its Ethernet header. */
+struct aftr_slow_record {
+	__u32 frame_len;
+	__u32 ifindex; /* ingress */
+	__u32 kind;    /* enum aftr_slow_kind */
+	__u32 pad;
+};
+#define AFTR_SLOW_META_MAGIC 0x534c4f57u /* "SLOW" */
+/* XDP metadata of a slow-path run. aftrd sets magic (the rest 0); the program fills in
+ * egress_ifindex and mtu (of the route or device, from the FIB) when it sends the frame. */
+struct aftr_slow_meta {
+	__u32 magic;
+	__u32 egress_ifindex;
+	__u32 mtu;
+	__u32 pad;
+};
+
 /* ---- Controller-side helper program (SEC("syscall")) ----
  * User space cannot do atomic read-modify-write on map values, so the controller runs this
  * program (BPF_PROG_TEST_RUN) for every update that races with the data plane. One run is
@@ -471,5 +505,7 @@ AFTR_STATIC_ASSERT(sizeof(struct aftr_pool_meta) == 16 + 8 * AFTR_MAX_POOL_PREFI
 AFTR_STATIC_ASSERT(sizeof(struct aftr_counters) == 8 * AFTR_COUNTER_MAX * AFTR_DIR_MAX, "abi: counters");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_dp_config) % 4 == 0, "abi: dp_config");
 AFTR_STATIC_ASSERT(sizeof(struct aftr_det_range) == 48, "abi: det_range");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_slow_record) == 16, "abi: slow_record");
+AFTR_STATIC_ASSERT(sizeof(struct aftr_slow_meta) == 16, "abi: slow_meta");
 
 #endif /* AFTR_ABI_H */
