@@ -38,6 +38,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -100,26 +101,35 @@ class Ipv4Reassembler {
                         k.protocol);
     }
   };
-  struct Datagram;
-  // Oldest first: eviction and expiry take from the front.
-  using AgeList = std::list<Key>;
+  struct AgeEntry {
+    Key key;
+    absl::Time first_arrival;
+  };
+  // Oldest first (first arrivals never decrease along it): eviction and expiry take the front.
+  using AgeList = std::list<AgeEntry>;
 
   struct Datagram {
-    absl::Time first_arrival;
     AgeList::iterator age_position;
-    // Payload pieces by offset in bytes; pieces never overlap (overlaps are checked on entry).
+    // Payload pieces by their offset in bytes. They never overlap: a fragment's bytes that are
+    // already held are compared, only the gaps it fills are stored.
     std::map<size_t, std::vector<uint8_t>> pieces;
     size_t bytes_held = 0;
     size_t fragments_held = 0;
+    size_t max_end = 0;                   // furthest payload byte seen, exclusive
     std::optional<size_t> total_length;   // payload length, once the last fragment arrived
     std::vector<uint8_t> first_header;    // header of the fragment at offset 0, once seen
   };
+  using Table = absl::flat_hash_map<Key, Datagram>;
 
-  void Drop(absl::flat_hash_map<Key, Datagram>::iterator it);
+  // Removes a datagram from the table, the age list and the byte count (no counter).
+  void Drop(Table::iterator it);
+  // Drops the oldest datagram, counted in `evicted`. The table must not be empty.
+  void EvictOldest();
+  std::vector<uint8_t> Assemble(const Datagram& datagram) const;
 
   ReassemblyLimits limits_;
   ReassemblyCounters counters_;
-  absl::flat_hash_map<Key, Datagram> datagrams_;
+  Table datagrams_;
   AgeList age_;
   size_t pending_bytes_ = 0;
 };
