@@ -242,6 +242,21 @@ TEST_CASE("fragments: overlapping fragments with the same bytes are accepted", "
   CHECK(r.counters().overlapping == 0);
 }
 
+TEST_CASE("fragments: a last fragment that adds no bytes still ends the datagram",
+          "[fragments]") {
+  const Ip ip;
+  const Bytes payload = Payload(48);
+  Ipv4Reassembler r;
+  // A zero-length last fragment right after the data.
+  REQUIRE(Pending(Add(r, Fragment(ip, payload, 0, 24, true))));
+  REQUIRE(Pending(Add(r, Fragment(ip, payload, 24, 48, true))));
+  RequireDatagram(Add(r, Fragment(ip, payload, 48, 48, false)), Packet(ip, payload));
+  // A last fragment whose bytes are all held already.
+  REQUIRE(Pending(Add(r, Fragment(ip, payload, 0, 48, true))));
+  RequireDatagram(Add(r, Fragment(ip, payload, 40, 48, false)), Packet(ip, payload));
+  CHECK(r.counters().reassembled == 2);
+}
+
 TEST_CASE("fragments: overlapping fragments with different bytes drop the datagram",
           "[fragments]") {
   const Ip ip;
@@ -308,6 +323,24 @@ TEST_CASE("fragments: Add expires what timed out before using the table", "[frag
   CHECK(r.counters().timed_out == 2);
   CHECK(r.counters().reassembled == 1);
   CHECK(r.pending_bytes() == 24);
+}
+
+TEST_CASE("fragments: a clock stepping back does not make a newer datagram older",
+          "[fragments]") {
+  const Bytes payload = Payload(48);
+  Ip a, b;
+  a.id = 1;
+  b.id = 2;
+  Ipv4Reassembler r;
+  REQUIRE(Pending(Add(r, Fragment(a, payload, 0, 24, true), kT0 + absl::Seconds(10))));
+  REQUIRE(Pending(Add(r, Fragment(b, payload, 0, 24, true), kT0)));  // the clock went back
+  RequireDatagram(Add(r, Fragment(a, payload, 24, 48, false), kT0), Packet(a, payload));
+  // b counts as arriving at +10 s, like the one before it, so it lives until +15 s.
+  r.Expire(kT0 + absl::Seconds(15));
+  CHECK(r.pending_datagrams() == 1);
+  r.Expire(kT0 + absl::Seconds(16));
+  CHECK(r.pending_datagrams() == 0);
+  CHECK(r.counters().timed_out == 1);
 }
 
 TEST_CASE("fragments: the oldest datagrams are evicted when the table is full", "[fragments]") {
