@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/fragments/ipv4_header.h"  // Ipv4HeaderChecksum
 
 namespace aftr::fragments {
 
@@ -17,12 +18,12 @@ namespace aftr::fragments {
 // returned unchanged as the only element. An already-fragmented packet can be fragmented again
 // (offsets relative to its own offset, MF kept on the last piece if it was set). Errors
 // (InvalidArgument): malformed packet, mtu < 68, or DF set and the packet too big.
+// Malformed: what ParseIpv4Header refuses (a bad header checksum included), or options that run
+// past the header (a length under 2 or past its end); bytes past tot_len are ignored, also in
+// the unchanged result. Everything but tot_len, flags, offset and checksum (and the options
+// dropped from later fragments) is copied into each fragment.
 absl::StatusOr<std::vector<std::vector<uint8_t>>> FragmentIpv4(std::span<const uint8_t> packet,
                                                                size_t mtu);
-
-// The Internet checksum (RFC 1071) of an IPv4 header as it should be stored: computed with the
-// checksum field taken as zero.
-uint16_t Ipv4HeaderChecksum(std::span<const uint8_t> header);
 
 }  // namespace aftr::fragments
 

@@ -10,22 +10,31 @@
 //   later fragments with that key start a new datagram (as RFC 5722 does for IPv6: never guess
 //   which copy is right). Overlaps whose bytes agree are accepted.
 // - The datagram's length is known from the fragment with MF clear. A second last fragment with
-//   a different end, data past the end, a total over 65535 bytes, a zero-length non-last
+//   a different end, data past the end, a total over 65535 bytes (the first fragment's header
+//   with the payload; 20 bytes of header when that is not known yet), a zero-length non-last
 //   fragment, a non-last fragment whose payload is not a multiple of 8 bytes: malformed (the
-//   packet is refused and the datagram it belonged to is dropped).
+//   packet is refused and the datagram of its key is dropped).
 // - Header checksums of incoming packets are verified (bad: malformed). Also malformed: fewer
 //   than 20 bytes, version not 4, IHL < 5, tot_len shorter than the header or longer than the
-//   bytes given.
+//   bytes given. These leave the table alone: the key of such a packet is not to be trusted.
+// - Dropping a datagram for overlapping bytes or too many fragments is not an error: Add
+//   returns std::nullopt, as for a fragment that was evicted at once.
 // - The whole datagram is the header of the fragment at offset 0 (with its options) with MF and
 //   the offset cleared, tot_len set and the checksum recomputed, then the payload. A packet
 //   that is not a fragment (MF clear, offset 0) comes back at once, cut to tot_len, unchanged.
 // - Bounded: a new datagram that would exceed max_datagrams or max_bytes (payload bytes held)
-//   evicts the oldest datagrams (counted in `evicted`) until it fits; a fragment that would
-//   make one datagram hold more than max_fragments_per_datagram fragments drops it (counted in
-//   `too_many_fragments`). A fragment that alone cannot fit in max_bytes is refused without
-//   eviction. Every operation costs O(log n) in the fragments of its datagram plus O(1)
-//   amortised in the table; the oldest datagram is found through an insertion-ordered list.
-// - Expire(now) drops datagrams whose first fragment arrived more than `timeout` before now.
+//   evicts the oldest datagrams (counted in `evicted`) until it fits; so does a datagram that
+//   grows past max_bytes (when it is the oldest itself, it is the one evicted, with the
+//   fragment). A fragment larger than max_bytes alone is dropped and counted in `evicted`. A
+//   fragment that would make one datagram hold more than max_fragments_per_datagram fragments
+//   drops it (counted in `too_many_fragments`). A fragment costs O(log p + k) in the p pieces
+//   of its datagram and the k it overlaps, O(1) amortised in the table: the oldest datagram is
+//   the front of an insertion-ordered list.
+// - Expire(now) drops datagrams whose first fragment arrived more than `timeout` before now;
+//   Add(…, now) does the same first. `now` should come from a clock that does not step back;
+//   if it does, a new datagram counts as arriving no earlier than the one before it (which
+//   keeps the age list sorted, so expiry only ever looks at its front).
+// - A non-fragment is not counted in `reassembled` (nor in `fragments`).
 //
 // Not thread-safe: one reassembler per thread, or a lock around it.
 #ifndef AFTR_CONTROL_FRAGMENTS_IPV4_REASSEMBLER_H_
@@ -38,6 +47,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -100,26 +110,35 @@ class Ipv4Reassembler {
                         k.protocol);
     }
   };
-  struct Datagram;
-  // Oldest first: eviction and expiry take from the front.
-  using AgeList = std::list<Key>;
+  struct AgeEntry {
+    Key key;
+    absl::Time first_arrival;
+  };
+  // Oldest first (first arrivals never decrease along it): eviction and expiry take the front.
+  using AgeList = std::list<AgeEntry>;
 
   struct Datagram {
-    absl::Time first_arrival;
     AgeList::iterator age_position;
-    // Payload pieces by offset in bytes; pieces never overlap (overlaps are checked on entry).
+    // Payload pieces by their offset in bytes. They never overlap: a fragment's bytes that are
+    // already held are compared, only the gaps it fills are stored.
     std::map<size_t, std::vector<uint8_t>> pieces;
     size_t bytes_held = 0;
     size_t fragments_held = 0;
+    size_t max_end = 0;                   // furthest payload byte seen, exclusive
     std::optional<size_t> total_length;   // payload length, once the last fragment arrived
     std::vector<uint8_t> first_header;    // header of the fragment at offset 0, once seen
   };
+  using Table = absl::flat_hash_map<Key, Datagram>;
 
-  void Drop(absl::flat_hash_map<Key, Datagram>::iterator it);
+  // Removes a datagram from the table, the age list and the byte count (no counter).
+  void Drop(Table::iterator it);
+  // Drops the oldest datagram, counted in `evicted`. The table must not be empty.
+  void EvictOldest();
+  std::vector<uint8_t> Assemble(const Datagram& datagram) const;
 
   ReassemblyLimits limits_;
   ReassemblyCounters counters_;
-  absl::flat_hash_map<Key, Datagram> datagrams_;
+  Table datagrams_;
   AgeList age_;
   size_t pending_bytes_ = 0;
 };
