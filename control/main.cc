@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "control/slowpath/slow_path.h"
 #include "control/bpf/datapath.h"
 #include "control/common/clock.h"
 #include "control/common/log.h"
@@ -209,6 +210,12 @@ int Run(const Config& config, const std::string& config_path) {
     return 1;
   }
   aftr::nat::SessionSweeper sweeper(datapath->get(), &events);
+  // Fragments: what XDP queued, and what the kernel reassembled from IPv6 fragments.
+  auto slow_path = aftr::slowpath::SlowPath::Start(config.fragments(), datapath->get());
+  if (!slow_path.ok()) {
+    aftr::LogError("%s", slow_path.status().ToString());
+    return 1;
+  }
   if (!(*datapath)->adopted()) {
     // Blocks and mappings logged by an earlier aftrd are gone with its maps: say so, so that
     // attribution ends them here.
@@ -298,6 +305,7 @@ int Run(const Config& config, const std::string& config_path) {
       }
     }
     if (radius) c.merge(radius->CounterMap());
+    c.merge((*slow_path)->CounterMap());
     return c;
   };
   deps.pcp = pcp.get();

@@ -62,7 +62,7 @@ MapSpec kMaps[] = {AFTR_MAP(counters),     AFTR_MAP(b4_prefixes),  AFTR_MAP(pool
                    AFTR_MAP(pool_meta),    AFTR_MAP(pool_hint),    AFTR_MAP(subscribers),
                    AFTR_MAP(sessions_out), AFTR_MAP(sessions_in),  AFTR_MAP(filter_peers),
                    AFTR_MAP(events),       AFTR_MAP(pcp_filters),  AFTR_MAP(pcp_mappings),
-                   AFTR_MAP(pcp_state)};
+                   AFTR_MAP(pcp_state),    AFTR_MAP(slow_path)};
 #undef AFTR_MAP
 
 bpf_map* SkelMap(aftr_bpf* skel, int fd_slot_index) {
@@ -72,7 +72,7 @@ bpf_map* SkelMap(aftr_bpf* skel, int fd_slot_index) {
                      skel->maps.aftr_sessions_out, skel->maps.aftr_sessions_in,
                      skel->maps.aftr_filter_peers, skel->maps.aftr_events,
                      skel->maps.aftr_pcp_filters,  skel->maps.aftr_pcp_mappings,
-                     skel->maps.aftr_pcp_state};
+                     skel->maps.aftr_pcp_state,    skel->maps.aftr_slow_path};
   static_assert(std::size(maps) == std::size(kMaps));
   return maps[fd_slot_index];
 }
@@ -664,6 +664,9 @@ std::vector<std::string> FixedFieldChanges(const Config& a, const Config& b) {
   check("port_blocks.block_size", a.port_blocks().block_size(), b.port_blocks().block_size());
   check("event_ring_bytes", a.event_ring_bytes(), b.event_ring_bytes());
   check("pcp.max_mappings", a.pcp().max_mappings(), b.pcp().max_mappings());
+  check("fragments.timeout_ms", a.fragments().timeout_ms(), b.fragments().timeout_ms());
+  check("fragments.max_datagrams", a.fragments().max_datagrams(), b.fragments().max_datagrams());
+  check("fragments.max_bytes", a.fragments().max_bytes(), b.fragments().max_bytes());
   return out;
 }
 
@@ -1118,6 +1121,47 @@ absl::StatusOr<std::vector<PoolAddressState>> Datapath::ReadPool() const {
 absl::StatusOr<int> Datapath::Ctl(const aftr_ctl_args& args) const {
   absl::MutexLock lock(&mu_);
   return RunCtl(skel_, args);
+}
+
+absl::StatusOr<Datapath::SlowRun> Datapath::RunSlowPath(std::span<const uint8_t> frame,
+                                                         int ingress_ifindex) const {
+  if (frame.size() > kMaxSlowRunFrame) {
+    return absl::OutOfRangeError(absl::StrCat("a ", frame.size(), "-byte frame is more than a slow-path run takes (",
+                                              kMaxSlowRunFrame, ")"));
+  }
+  aftr_slow_meta meta{};
+  meta.magic = AFTR_SLOW_META_MAGIC;
+  std::vector<uint8_t> in(sizeof(meta) + frame.size());
+  std::memcpy(in.data(), &meta, sizeof(meta));
+  std::memcpy(in.data() + sizeof(meta), frame.data(), frame.size());
+  // Room for what the program may push (an IPv6 header, and slack).
+  std::vector<uint8_t> out(in.size() + 256);
+  xdp_md ctx_in{}, ctx_out{};
+  ctx_in.data = sizeof(meta);  // the metadata area: test_run's data_in begins with it
+  ctx_in.data_end = in.size();
+  ctx_in.ingress_ifindex = ingress_ifindex;
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = out.data(),
+              .data_size_in = static_cast<uint32_t>(in.size()),
+              .data_size_out = static_cast<uint32_t>(out.size()), .ctx_in = &ctx_in,
+              .ctx_out = &ctx_out, .ctx_size_in = sizeof(ctx_in), .ctx_size_out = sizeof(ctx_out),
+              .repeat = 1);
+  int err;
+  {
+    absl::MutexLock lock(&mu_);
+    err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.aftr_xdp), &opts);
+  }
+  if (err != 0) return ErrnoToStatus(errno, "running aftr_xdp on a slow-path frame");
+  // data_out starts with the metadata; ctx_out.data is its length.
+  if (ctx_out.data != sizeof(meta) || opts.data_size_out < sizeof(meta) ||
+      opts.data_size_out > out.size()) {
+    return absl::InternalError(absl::StrCat("slow-path run returned ", opts.data_size_out,
+                                            " bytes with ", ctx_out.data, " of metadata"));
+  }
+  SlowRun run;
+  run.verdict = static_cast<int>(opts.retval);
+  std::memcpy(&run.meta, out.data(), sizeof(meta));
+  run.frame.assign(out.begin() + sizeof(meta), out.begin() + opts.data_size_out);
+  return run;
 }
 
 absl::Status Datapath::WaitForDataPlane() const {

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ struct MapFds {
   int pcp_filters = -1;
   int pcp_mappings = -1;
   int pcp_state = -1;
+  int slow_path = -1;  // the fragment slow path's ring (control/slowpath)
 };
 
 using Counters = std::array<uint64_t, AFTR_COUNTER_MAX>;
@@ -153,6 +155,21 @@ class Datapath {
 
   // Runs aftr_ctl for an update that races with the data plane; returns its result.
   absl::StatusOr<int> Ctl(const aftr_ctl_args& args) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The fragment slow path: runs the attached aftr_xdp on `frame` (from its Ethernet header)
+  // as if it had arrived on `ingress_ifindex`, marked as a slow-path run (aftr_slow_meta in
+  // the XDP metadata), with BPF_PROG_TEST_RUN (not live: nothing is sent). The program
+  // translates it on the live maps and reports the egress interface and MTU.
+  struct SlowRun {
+    int verdict = -1;               // XDP_*
+    aftr_slow_meta meta{};          // egress_ifindex and mtu, set when it was sent somewhere
+    std::vector<uint8_t> frame;     // the frame as the program left it
+  };
+  // BPF_PROG_TEST_RUN keeps one page linear (headroom and metadata taken off); a larger frame
+  // would reach the program cut short. Longer frames are refused (OutOfRange).
+  static constexpr size_t kMaxSlowRunFrame = 3500;
+  absl::StatusOr<SlowRun> RunSlowPath(std::span<const uint8_t> frame, int ingress_ifindex) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns once every XDP program run that had started before the call has ended (an RCU
   // grace period, obtained by updating a map-in-map: the kernel documents that userspace

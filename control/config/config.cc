@@ -124,6 +124,7 @@ class Validator {
     CheckLogging();
     CheckIpfix();
     CheckRadius();
+    CheckFragments();
     CheckDeterministic();
     if (errors_.empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrJoin(errors_, "; "));
@@ -457,6 +458,22 @@ class Validator {
     }
   }
 
+  void CheckFragments() {
+    const v1::Fragments& f = config_.fragments();
+    if (f.timeout_ms() < kMinFragmentTimeoutMs || f.timeout_ms() > kMaxFragmentTimeoutMs) {
+      Error("fragments.timeout_ms", absl::StrCat(f.timeout_ms(), " is not in ", kMinFragmentTimeoutMs,
+                                                 "..", kMaxFragmentTimeoutMs));
+    }
+    if (f.max_datagrams() < 1 || f.max_datagrams() > kMaxFragmentMaxDatagrams) {
+      Error("fragments.max_datagrams",
+            absl::StrCat(f.max_datagrams(), " is not in 1..", kMaxFragmentMaxDatagrams));
+    }
+    if (f.max_bytes() < kMinFragmentMaxBytes || f.max_bytes() > kMaxFragmentMaxBytes) {
+      Error("fragments.max_bytes", absl::StrCat(f.max_bytes(), " is not in ", kMinFragmentMaxBytes,
+                                                "..", kMaxFragmentMaxBytes));
+    }
+  }
+
   void CheckRadius() {
     const v1::Radius& radius = config_.radius();
     for (int i = 0; i < radius.listen_addresses_size(); ++i) {
@@ -652,6 +669,11 @@ void ApplyDefaults(Config* config) {
   if (radius->port() == 0) radius->set_port(kDefaultRadiusPort);
   if (radius->history_db().empty()) radius->set_history_db(kDefaultRadiusHistoryDb);
   if (radius->history_days() == 0) radius->set_history_days(kDefaultRadiusHistoryDays);
+
+  v1::Fragments* fragments = config->mutable_fragments();
+  if (fragments->timeout_ms() == 0) fragments->set_timeout_ms(kDefaultFragmentTimeoutMs);
+  if (fragments->max_datagrams() == 0) fragments->set_max_datagrams(kDefaultFragmentMaxDatagrams);
+  if (fragments->max_bytes() == 0) fragments->set_max_bytes(kDefaultFragmentMaxBytes);
 
   if (config->filtering() == v1::FILTERING_UNSPECIFIED) {
     config->set_filtering(v1::FILTERING_ENDPOINT_INDEPENDENT);

@@ -100,6 +100,14 @@ inline constexpr uint32_t kMaxIpfixMaxMessageBytes = 65487;  // 65535 - IPv6 + U
 inline constexpr uint32_t kMaxIpfixTemplateRefreshSeconds = 3600;
 inline constexpr uint64_t kMaxIpfixSpoolBytes = 16ull << 30;
 inline constexpr int kMaxRadiusClients = 1024;
+inline constexpr uint32_t kDefaultFragmentTimeoutMs = 5000;
+inline constexpr uint32_t kMinFragmentTimeoutMs = 100;
+inline constexpr uint32_t kMaxFragmentTimeoutMs = 60000;
+inline constexpr uint32_t kDefaultFragmentMaxDatagrams = 4096;
+inline constexpr uint32_t kMaxFragmentMaxDatagrams = 1u << 20;
+inline constexpr uint64_t kDefaultFragmentMaxBytes = 16ull << 20;
+inline constexpr uint64_t kMinFragmentMaxBytes = 64ull << 10;
+inline constexpr uint64_t kMaxFragmentMaxBytes = 1ull << 30;
 
 // Parses a textproto Config, applies defaults and validates it. Syntax errors and unknown
 // fields are InvalidArgument naming "LINE:COLUMN: what is wrong" (1-based); validation

@@ -1,0 +1,46 @@
+#include "control/slowpath/reinjector.h"
+
+#include <linux/bpf.h>
+
+#include "control/common/log.h"
+#include "control/slowpath/frames.h"
+
+namespace aftr::slowpath {
+
+void Reinjector::Reinject(std::span<const uint8_t> frame, int ingress_ifindex) {
+  if (frame.size() > bpf::Datapath::kMaxSlowRunFrame) {
+    counters_.too_big.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  absl::StatusOr<bpf::Datapath::SlowRun> run = run_(frame, ingress_ifindex);
+  if (!run.ok()) {
+    counters_.run_errors.fetch_add(1, std::memory_order_relaxed);
+    LogError("slow path: %s", run.status().ToString());
+    return;
+  }
+  if (run->verdict != XDP_TX && run->verdict != XDP_REDIRECT) {
+    counters_.not_forwarded.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  // XDP_TX leaves by the interface it came in on; the program reports that one too.
+  int egress = run->meta.egress_ifindex != 0 ? static_cast<int>(run->meta.egress_ifindex) : ingress_ifindex;
+  absl::StatusOr<std::vector<Bytes>> pieces = FitToMtu(run->frame, run->meta.mtu);
+  if (!pieces.ok()) {
+    if (absl::IsFailedPrecondition(pieces.status())) {
+      counters_.too_big.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      counters_.not_forwarded.fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
+  counters_.reinjected.fetch_add(1, std::memory_order_relaxed);
+  for (const Bytes& piece : *pieces) {
+    if (absl::Status s = send_(egress, piece); !s.ok()) {
+      counters_.send_errors.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      counters_.fragments_sent.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+}  // namespace aftr::slowpath

@@ -1,0 +1,47 @@
+// A whole datagram back through the data plane: aftr_xdp runs on it (a slow-path run: the same
+// maps, counters and events as the fast path, no MTU check), and what it sends goes out of
+// the interface it chose, fragmented to that interface's MTU.
+#ifndef AFTR_CONTROL_SLOWPATH_REINJECTOR_H_
+#define AFTR_CONTROL_SLOWPATH_REINJECTOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "absl/status/statusor.h"
+#include "control/bpf/datapath.h"
+
+namespace aftr::slowpath {
+
+struct ReinjectCounters {
+  std::atomic<uint64_t> reinjected{0};      // program runs that sent the datagram on
+  std::atomic<uint64_t> fragments_sent{0};  // frames sent (a datagram that fits is one)
+  std::atomic<uint64_t> send_errors{0};
+  std::atomic<uint64_t> not_forwarded{0};   // dropped or passed by the program (its counters say why)
+  std::atomic<uint64_t> too_big{0};         // larger than a run takes, or DF set and over the MTU
+  std::atomic<uint64_t> run_errors{0};      // BPF_PROG_TEST_RUN failed
+};
+
+class Reinjector {
+ public:
+  using RunFn = std::function<absl::StatusOr<bpf::Datapath::SlowRun>(std::span<const uint8_t> frame,
+                                                                     int ingress_ifindex)>;
+  using SendFn = std::function<absl::Status(int ifindex, std::span<const uint8_t> frame)>;
+
+  Reinjector(RunFn run, SendFn send) : run_(std::move(run)), send_(std::move(send)) {}
+
+  // `frame` (Ethernet first) as if it had arrived on `ingress_ifindex`.
+  void Reinject(std::span<const uint8_t> frame, int ingress_ifindex);
+
+  const ReinjectCounters& counters() const { return counters_; }
+
+ private:
+  RunFn run_;
+  SendFn send_;
+  ReinjectCounters counters_;
+};
+
+}  // namespace aftr::slowpath
+
+#endif  // AFTR_CONTROL_SLOWPATH_REINJECTOR_H_
