@@ -167,6 +167,28 @@ TEST_CASE("ApplyDefaults on an empty config", "[config]") {
   }
 }
 
+TEST_CASE("fragments: defaults and ranges", "[config]") {
+  Config c = Minimal();
+  CHECK(c.fragments().timeout_ms() == kDefaultFragmentTimeoutMs);
+  CHECK(c.fragments().max_datagrams() == kDefaultFragmentMaxDatagrams);
+  CHECK(c.fragments().max_bytes() == kDefaultFragmentMaxBytes);
+  absl::StatusOr<Config> set =
+      ParseConfig(absl::StrCat(kMinimal, "fragments { timeout_ms: 1000 max_datagrams: 10 max_bytes: 65536 }"));
+  REQUIRE(set.ok());
+  CHECK(set->fragments().timeout_ms() == 1000);
+  CHECK(set->fragments().max_datagrams() == 10);
+  CHECK(set->fragments().max_bytes() == 65536);
+  ExpectInvalid([](Config& x) { x.mutable_fragments()->set_timeout_ms(99); },
+                {"fragments.timeout_ms", "99 is not in 100..60000"});
+  ExpectInvalid([](Config& x) { x.mutable_fragments()->set_timeout_ms(60001); }, {"fragments.timeout_ms"});
+  ExpectValid([](Config& x) { x.mutable_fragments()->set_timeout_ms(60000); });
+  ExpectInvalid([](Config& x) { x.mutable_fragments()->set_max_datagrams((1u << 20) + 1); },
+                {"fragments.max_datagrams"});
+  ExpectInvalid([](Config& x) { x.mutable_fragments()->set_max_bytes(65535); }, {"fragments.max_bytes"});
+  ExpectInvalid([](Config& x) { x.mutable_fragments()->set_max_bytes((1ull << 30) + 1); },
+                {"fragments.max_bytes"});
+}
+
 TEST_CASE("textproto syntax errors name line:column", "[config]") {
   absl::StatusOr<Config> c = ParseConfig("interfaces: \"eth0\"\nsoftwire_addresses: 5\n");
   REQUIRE_FALSE(c.ok());
