@@ -13,6 +13,7 @@
 #  3. an Internet host sends 3000 bytes to h1's mapping as fragments in reverse order.
 #  4. 5000 first fragments that never complete: aftrd's table evicts and times them out,
 #     and h2 still downloads over HTTP.
+#  5. a restarted aftrd adopts the pinned slow-path ring and carries on.
 # Python without scapy: packets are built with struct.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -190,6 +191,13 @@ check "aftrd timed out the rest (fragments_timed_out)" ctl_above fragments_timed
 check "nothing left pending" no_pending
 check "h1 still echoes 3000 bytes" big_echo h1 3000
 check "aftrd still runs" kill -0 "$AFTRD_PID"
+
+# ---- 5. a restart adopts the pinned slow-path ring ----
+check "the slow-path ring is pinned" test -e "$AFTR_BPFFS/aftr/aftr_slow_path"
+restart() { aftrd_term && aftrd_start; }
+check "aftrd restarts (SIGTERM, start on the pins)" restart
+check "h2 echoes 3000 bytes after the restart" big_echo h2 3000
+check "the new aftrd reassembled it" ctl_above fragments_reassembled 1
 echo "     slow path: $(aftrctl_run --json stats | "$PY" -c 'import json,sys; c=json.load(sys.stdin).get("controller_counters",{}); print(" ".join(f"{k}={v}" for k,v in sorted(c.items()) if k.startswith(("slow_path","fragments"))))')"
 
 if ((failures)); then
