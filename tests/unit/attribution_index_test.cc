@@ -107,6 +107,7 @@ TEST_CASE("the index follows the logs as they grow, whole lines only, across day
     CHECK(Holders(**index, "198.51.100.1", 1024, At(23, 30, 0)).empty());
     CHECK(Holders(**index, "198.51.100.1", 1024, At(23, 10, 0)) == V{"2001:db8:a::2/128"});
     CHECK((*index)->stats().lines_indexed == 2);
+    CHECK((*index)->stats().holdings == 1);
   }
   Append(day2, "# 00:00:05 aftrd started: b4_prefix_length=56 mode=port-block\n"
                "00:00:10 BA 2001:db8:c:: 198.51.100.1 1024-1535\n");
@@ -157,6 +158,7 @@ TEST_CASE("pruning forgets holdings that ended before the retention, never open 
   auto index = AttributionIndex::Open(dir.path + "/index.sqlite3", dir.path + "/events.log");
   REQUIRE(index.ok());
   REQUIRE((*index)->CatchUp().ok());
+  CHECK((*index)->stats().holdings == 2);
   REQUIRE((*index)->Prune(At(10, 30, 1)).ok());
   CHECK((*index)->stats().holdings == 1);
   CHECK(Holders(**index, "198.51.100.1", 1536, At(12, 0, 0)) == V{"2001:db8:b::2/128"});
