@@ -27,10 +27,11 @@ static __always_inline void evt_submit(struct aftr_event *e)
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* Events without session details (limits reached). */
-static __always_inline void evt_simple(struct aftr_counter_row *ctr, __u8 type, const __u8 *b4,
-				       __u8 proto, __be32 inner_addr, __be16 inner_port,
-				       __u64 now)
+/* Events without session details (limits reached); `public_addr` (0: none) names the
+ * public address a limit is about. */
+static __always_inline void evt_simple_addr(struct aftr_counter_row *ctr, __u8 type,
+					    const __u8 *b4, __u8 proto, __be32 inner_addr,
+					    __be16 inner_port, __be32 public_addr, __u64 now)
 {
 	struct aftr_event *e = evt_reserve(ctr, type, b4, now);
 
@@ -39,7 +40,15 @@ static __always_inline void evt_simple(struct aftr_counter_row *ctr, __u8 type, 
 	e->proto = proto;
 	e->inner_addr = inner_addr;
 	e->inner_port = inner_port;
+	e->public_addr = public_addr;
 	evt_submit(e);
+}
+
+static __always_inline void evt_simple(struct aftr_counter_row *ctr, __u8 type, const __u8 *b4,
+				       __u8 proto, __be32 inner_addr, __be16 inner_port,
+				       __u64 now)
+{
+	evt_simple_addr(ctr, type, b4, proto, inner_addr, inner_port, 0, now);
 }
 
 #endif

@@ -286,8 +286,10 @@ __noinline int nat44_add_block(const struct nat44_flow *flow, __u64 now)
 	int block = blk_claim(sub->addr_index);
 	struct aftr_pool_addr *pa = blk_pool_addr(sub->addr_index);
 	if (block < 0 || !pa) {
-		evt_simple(ctr, AFTR_EV_ADDRESS_EXHAUSTED, f->key.b4, f->key.proto,
-			   f->key.inner_addr, f->key.inner_port, now);
+		/* Paired pooling: no other address may serve it, so this one's ports ran out
+		 * (RFC 8158 "NAT ports exhausted"), not the pool's addresses. */
+		evt_simple_addr(ctr, AFTR_EV_ADDRESS_PORTS_EXHAUSTED, f->key.b4, f->key.proto,
+				f->key.inner_addr, f->key.inner_port, sub->public_addr, now);
 		return DROP(DROP_ADDRESS_EXHAUSTED);
 	}
 	if (hole >= 0) {

@@ -28,6 +28,7 @@ Event::Type EventTypeToProto(events::EventType type) {
     case EventType::kSessionLimit: return Event::SESSION_LIMIT;
     case EventType::kSessionTableFull: return Event::SESSION_TABLE_FULL;
     case EventType::kSubscriberTableFull: return Event::SUBSCRIBER_TABLE_FULL;
+    case EventType::kAddressPortsExhausted: return Event::ADDRESS_PORTS_EXHAUSTED;
     case EventType::kEventsLost: return Event::EVENTS_LOST;
     case EventType::kMappingCreate: return Event::MAPPING_CREATED;
     case EventType::kMappingDelete: return Event::MAPPING_DELETED;

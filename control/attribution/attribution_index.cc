@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -85,6 +86,15 @@ absl::StatusOr<std::unique_ptr<AttributionIndex>> AttributionIndex::Open(
   }
   if (absl::Status s = index->Prepare(); !s.ok()) return s;
   if (absl::Status s = index->LoadProgress(); !s.ok()) return s;
+  // Counted once here, then kept by the writes: stats() is on every metrics scrape, and a
+  // count(*) over a month of holdings is not free.
+  sqlite3_stmt* count = nullptr;
+  if (sqlite3_prepare_v2(index->db_, "SELECT count(*) FROM holdings", -1, &count, nullptr) ==
+          SQLITE_OK &&
+      sqlite3_step(count) == SQLITE_ROW) {
+    index->holdings_ = static_cast<uint64_t>(sqlite3_column_int64(count, 0));
+  }
+  sqlite3_finalize(count);
   return index;
 }
 
@@ -190,6 +200,7 @@ absl::StatusOr<uint64_t> AttributionIndex::IndexFile(absl::CivilDay day, const s
   // below `offset`.)
   if (whole == std::string::npos) return offset;
   if (absl::Status s = Exec("BEGIN"); !s.ok()) return s;
+  inserted_in_transaction_ = 0;
   size_t start = 0;
   while (start <= whole) {
     const size_t end = data.find('\n', start);
@@ -211,6 +222,7 @@ absl::StatusOr<uint64_t> AttributionIndex::IndexFile(absl::CivilDay day, const s
     return s;
   }
   if (absl::Status s = Exec("COMMIT"); !s.ok()) return s;
+  holdings_ += inserted_in_transaction_;
   return next;
 }
 
@@ -257,7 +269,9 @@ absl::Status AttributionIndex::IndexLine(absl::CivilDay day, absl::string_view l
       sqlite3_bind_int64(insert_, 8, block ? 0 : e.inner_addr.host_order);
       sqlite3_bind_int(insert_, 9, block ? 0 : e.inner_port);
       sqlite3_bind_int64(insert_, 10, t);
-      return step(insert_, "indexing a holding");
+      absl::Status inserted = step(insert_, "indexing a holding");
+      if (inserted.ok()) ++inserted_in_transaction_;
+      return inserted;
     }
     case EventType::kBlockReleased:
       sqlite3_bind_int64(close_block_, 1, t);
@@ -327,7 +341,10 @@ absl::Status AttributionIndex::Prune(absl::Time before) {
   sqlite3_bind_int64(stmt, 1, absl::ToUnixSeconds(before));
   const int rc = sqlite3_step(stmt);
   sqlite3_finalize(stmt);
-  return rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(db_, "pruning the attribution index");
+  if (rc != SQLITE_DONE) return SqliteError(db_, "pruning the attribution index");
+  const uint64_t pruned = static_cast<uint64_t>(sqlite3_changes(db_));
+  holdings_ -= std::min(holdings_, pruned);
+  return absl::OkStatus();
 }
 
 IndexStats AttributionIndex::stats() const {
@@ -337,12 +354,7 @@ IndexStats AttributionIndex::stats() const {
   s.lines_unreadable = lines_unreadable_;
   s.read_day = read_day_;
   s.read_offset = read_offset_;
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT count(*) FROM holdings", -1, &stmt, nullptr) == SQLITE_OK &&
-      sqlite3_step(stmt) == SQLITE_ROW) {
-    s.holdings = static_cast<uint64_t>(sqlite3_column_int64(stmt, 0));
-  }
-  sqlite3_finalize(stmt);
+  s.holdings = holdings_;
   return s;
 }
 

@@ -99,6 +99,8 @@ class AttributionIndex {
   int b4_prefix_length_ ABSL_GUARDED_BY(mu_) = 128;  // from the files' "# ... started" lines
   uint64_t lines_indexed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t lines_unreadable_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t holdings_ ABSL_GUARDED_BY(mu_) = 0;                // rows, as count(*) would say
+  uint64_t inserted_in_transaction_ ABSL_GUARDED_BY(mu_) = 0;  // added once it commits
 };
 
 }  // namespace aftr::attribution

@@ -92,6 +92,10 @@ std::string FormatLogLine(const NatEvent& e, int b4_prefix_length) {
     case EventType::kBlockReleased:
       return absl::StrFormat("%s %s %s %s %d-%d", time, code, b4, e.public_addr.ToString(),
                              e.public_port, e.public_port + e.block_size - 1);
+    case EventType::kAddressPortsExhausted:
+      // The address, not the flow that hit it: with the flow the line would outgrow the
+      // 62 bytes, and what an operator acts on is which address ran out (natEvent 12).
+      return absl::StrFormat("%s %s %s %s", time, code, b4, e.public_addr.ToString());
     case EventType::kEventsLost:
       return absl::StrFormat("%s %s %d", time, code, e.count);
     case EventType::kConfigReloaded:
@@ -170,6 +174,13 @@ absl::Status ParseLogLine(absl::CivilDay day, absl::string_view line, NatEvent* 
       e.public_addr = *pub;
       e.public_port = first;
       e.block_size = static_cast<uint16_t>(last - first + 1);
+      break;
+    }
+    case EventType::kAddressPortsExhausted: {
+      if (f.size() != 2 || !b4(f[0])) return bad("expected B4 ADDRESS");
+      absl::StatusOr<Ipv4Address> pub = ParseIpv4(f[1]);
+      if (!pub.ok()) return bad("expected B4 ADDRESS");
+      e.public_addr = *pub;
       break;
     }
     case EventType::kSessionCreate:

@@ -38,7 +38,7 @@ NatEvent BlockEvent(EventType type, const Ipv6Address& b4, Ipv4Address public_ad
 }
 
 bool DecodeEvent(const aftr_event& r, NatEvent* out) {
-  if (r.type < AFTR_EV_SESSION_CREATE || r.type > AFTR_EV_SUBSCRIBER_TABLE_FULL) return false;
+  if (r.type < AFTR_EV_SESSION_CREATE || r.type > AFTR_EV_ADDRESS_PORTS_EXHAUSTED) return false;
   NatEvent e;
   e.type = static_cast<EventType>(r.type);
   e.time = MonotonicToWall(r.ts_ns);
@@ -64,6 +64,7 @@ const char* EventCode(EventType type) {
     case EventType::kSessionLimit: return "SL";
     case EventType::kSessionTableFull: return "TF";
     case EventType::kSubscriberTableFull: return "UF";
+    case EventType::kAddressPortsExhausted: return "AP";
     case EventType::kEventsLost: return "EL";
     case EventType::kMappingCreate: return "MC";
     case EventType::kMappingDelete: return "MD";
@@ -82,7 +83,7 @@ bool EventTypeFromCode(absl::string_view code, EventType* out) {
       EventType::kSessionLimit,  EventType::kSessionTableFull,  EventType::kSubscriberTableFull,
       EventType::kEventsLost,    EventType::kMappingCreate,     EventType::kMappingDelete,
       EventType::kConfigReloaded, EventType::kPcpMapCreate,     EventType::kPcpMapDelete,
-      EventType::kStateFresh};
+      EventType::kStateFresh,    EventType::kAddressPortsExhausted};
   for (EventType t : kAll) {
     if (code == EventCode(t)) {
       *out = t;

@@ -24,6 +24,8 @@ enum class EventType : uint8_t {
   kSessionLimit = AFTR_EV_SESSION_LIMIT,
   kSessionTableFull = AFTR_EV_SESSION_TABLE_FULL,
   kSubscriberTableFull = AFTR_EV_SUBSCRIBER_TABLE_FULL,
+  // A subscriber's own public address (`public_addr`) has no block left for it.
+  kAddressPortsExhausted = AFTR_EV_ADDRESS_PORTS_EXHAUSTED,
   kEventsLost = 100,  // controller only: `count` events could not be recorded
   kMappingCreate = 101,   // controller only: an operator's static mapping
   kMappingDelete = 102,

@@ -47,6 +47,8 @@ const std::vector<Template>& NatTemplates() {
        {kTime, kEvent, {ie::kNatQuotaExceededEvent, 4}, {ie::kMaxSessionEntries, 4}}},
       {kQuotaSubscribersTemplate, 0,
        {kTime, kEvent, {ie::kNatQuotaExceededEvent, 4}, {ie::kMaxSubscribers, 4}}},
+      // RFC 8158's ports exhausted record is the address; the B4 says who ran into it.
+      {kPortsExhaustedTemplate, 0, {kTime, kEvent, {ie::kPostNATSourceIPv4Address, 4}, kB4}},
   };
   return *templates;
 }
@@ -71,6 +73,7 @@ bool IsExported(EventType type, bool per_session) {
     case EventType::kBlockClaimed:
     case EventType::kBlockReleased:
     case EventType::kAddressExhausted:
+    case EventType::kAddressPortsExhausted:
     case EventType::kPortsExhausted:
     case EventType::kSessionLimit:
     case EventType::kSessionTableFull:
@@ -136,6 +139,11 @@ uint16_t EncodeNatRecord(const NatEvent& e, const RecordPolicy& policy,
       WriteHead(w, e, kNatAddressesExhausted);
       w.U32(0);  // one pool
       return kAddressesExhaustedTemplate;
+    case EventType::kAddressPortsExhausted:
+      WriteHead(w, e, kNatPortsExhausted);
+      w.U32(e.public_addr.host_order);
+      WriteB4(w, e.b4, policy.b4_prefix_length);
+      return kPortsExhaustedTemplate;
     case EventType::kPortsExhausted:
     case EventType::kSessionLimit:
       WriteHead(w, e, kNatQuotaExceeded);

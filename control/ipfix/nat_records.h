@@ -26,6 +26,7 @@ enum TemplateId : uint16_t {
   kQuotaSessionsTemplate = 260,      // natEvent 13, natQuotaExceededEvent 1
   kQuotaSubscribersTemplate = 261,   // natEvent 13, natQuotaExceededEvent 4
   kExporterStatsTemplate = 262,      // options: scope observationDomainId
+  kPortsExhaustedTemplate = 263,     // natEvent 12: one public address has no port block left
 };
 
 // IANA "NAT Event Type" values (not Juniper's draft numbering).
@@ -35,6 +36,7 @@ enum NatEventCode : uint8_t {
   kNat44SessionDelete = 5,
   kNat44BibCreate = 8,
   kNat44BibDelete = 9,
+  kNatPortsExhausted = 12,
   kNatQuotaExceeded = 13,
   kNatPortBlockAllocation = 16,
   kNatPortBlockDeallocation = 17,
@@ -47,7 +49,7 @@ enum QuotaExceededCode : uint32_t {
   kQuotaMaxSubscribers = 4,
 };
 
-// The six NAT templates, in id order.
+// The seven NAT templates, in id order (262, between them, is the options template).
 const std::vector<Template>& NatTemplates();
 // The options template of the exporter's statistics (RFC 7011 section 4.3).
 const Template& ExporterStatsTemplate();

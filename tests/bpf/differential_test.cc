@@ -72,6 +72,16 @@ DiffConfig TightConfig() {
   return d;
 }
 
+// One public address with only 8 blocks of 16 ports for the generator's six B4s, 3 blocks
+// each: the address's blocks run out both for new subscribers (address exhausted) and for
+// subscribers that want another block on it (ports exhausted, naming the address).
+DiffConfig CrowdedConfig() {
+  DiffConfig d{"crowded", ConfigWithPorts(1024, 1151, 16, 3), MapSizes{}};
+  d.cfg.pool_prefix_mask[0] = Ip4Addr("255.255.255.255");
+  d.cfg.pool_addr_count = 1;
+  return d;
+}
+
 // Tight ports, with three of the generator's six B4s (2001:db8:100::1:1..3) in a
 // deterministic range (2001:db8:100::1:0/126 in /128s, 32 ports each over
 // 198.51.100.64/31): their ranges run full while the other three share the pool.
@@ -674,6 +684,7 @@ std::string CountersText(const std::array<CounterValues, AFTR_DIR_MAX>& c) {
 struct RunStats {
   uint64_t packets = 0;
   std::map<int, uint64_t> verdicts;
+  std::map<int, uint64_t> events;  // by aftr_event_type
   std::array<uint64_t, AFTR_COUNTER_MAX> totals{};
 };
 
@@ -757,6 +768,7 @@ std::string RunDifferential(const DiffConfig& dc, uint64_t seed, uint64_t packet
              "modelled) would begin: a limit of this test, not a failure of the program";
     stats.packets++;
     stats.verdicts[x.verdict]++;
+    for (const aftr_event& e : events) stats.events[e.type]++;
   }
   for (const auto& row : prev)
     for (int c = 0; c < AFTR_COUNTER_MAX; c++) stats.totals[c] += row[c];
@@ -781,11 +793,15 @@ TEST_CASE("differential: a fixed seed with the maps compared after every packet"
   RunStats st;
   auto t0 = std::chrono::steady_clock::now();
   for (const DiffConfig& dc : {PlainConfig(), FilteringConfig(), TightConfig(),
-                                    DeterministicConfig()}) {
+                                    CrowdedConfig(), DeterministicConfig()}) {
     std::string failure = RunDifferential(dc, 20261127, 2500, 1, st);
     INFO(failure);
     REQUIRE(failure.empty());
   }
+  // The limits whose events the model must get right were reached, not only passed by.
+  CHECK(st.events[AFTR_EV_ADDRESS_EXHAUSTED] > 0);
+  CHECK(st.events[AFTR_EV_ADDRESS_PORTS_EXHAUSTED] > 0);
+  CHECK(st.events[AFTR_EV_PORTS_EXHAUSTED] > 0);
   Summarise(st, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
@@ -799,7 +815,7 @@ TEST_CASE("differential: random packets against the model", "[differential]") {
               (unsigned long long)seed, (unsigned long long)total);
   std::fflush(stdout);
   std::vector<DiffConfig> configs = {PlainConfig(), FilteringConfig(), TightConfig(),
-                                    DeterministicConfig()};
+                                    CrowdedConfig(), DeterministicConfig()};
   RunStats st;
   auto t0 = std::chrono::steady_clock::now();
   for (size_t c = 0; c < configs.size(); c++) {

@@ -2,6 +2,7 @@
 // XDP, the per-subscriber and table limits, and the events each limit raises.
 #include <arpa/inet.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -170,6 +171,50 @@ TEST_CASE("subscribers: when no pool address has a free block a new B4 is droppe
   CHECK(Ip6String(B4Of(ev[0].b4)) == Ip6String(third));
 }
 
+TEST_CASE("subscribers: a subscriber whose address has no free block left gets a ports "
+          "exhausted event naming that address",
+          "[subscriber][blocks]") {
+  // One address with two blocks of 4 ports, two blocks per subscriber allowed: each of two
+  // subscribers takes one, so the first has no second block to grow into.
+  aftr_dp_config cfg = ConfigWithPorts(1024, 1031, 4, 2);
+  cfg.pool_addr_count = 1;
+  Harness h(cfg);
+  std::vector<Mapping> mappings;
+  for (uint16_t i = 0; i < 4; i++) mappings.push_back(TranslateUdp(h, kB4a, 40000 + i));
+  TranslateUdp(h, kB4b, kInnerPort);
+  REQUIRE(h.Subscriber(kB4a)->n_blocks == 1);
+  REQUIRE(h.Subscriber(kB4b)->n_blocks == 1);
+  h.DrainEvents();
+
+  RunResult r = h.Run(FromB4(kB4a).Udp(40004, kRemotePort).Build());
+  CHECK(VerdictName(r.verdict) == "XDP_DROP");
+  CHECK(h.Counter(AFTR_C_DROP_ADDRESS_EXHAUSTED) == 1);
+  CHECK(h.Counter(AFTR_C_DROP_PORTS_EXHAUSTED) == 0);
+  CHECK(h.Subscriber(kB4a)->n_blocks == 1);
+  CHECK(h.Subscriber(kB4a)->state_sessions == 4);  // the failed try was given back
+  std::vector<aftr_event> ev = h.DrainEvents();
+  REQUIRE(ev.size() == 1);
+  CHECK(ev[0].type == AFTR_EV_ADDRESS_PORTS_EXHAUSTED);
+  CHECK(Ip6String(B4Of(ev[0].b4)) == Ip6String(kB4a));
+  CHECK(Ip4String(ev[0].public_addr) == Ip4String(h.pool()[0]));
+  CHECK(ev[0].public_addr == mappings[0].addr);
+  CHECK(ev[0].proto == kProtoUdp);
+  CHECK(ev[0].inner_addr == kInner);
+  CHECK(ntohs(ev[0].inner_port) == 40004);
+  CHECK(ev[0].public_port == 0);
+  CHECK(ev[0].block_size == 0);
+
+  // Once the other subscriber's block comes free the first one grows into it.
+  aftr_ctl_args rel{};
+  rel.op = AFTR_CTL_BLOCK_RELEASE;
+  std::memcpy(rel.b4, kB4b.data(), 16);
+  rel.block = h.Subscriber(kB4b)->blocks[0];
+  REQUIRE(h.Ctl(rel) == 1);
+  Mapping grown = TranslateUdp(h, kB4a, 40004);
+  CHECK(grown.addr == mappings[0].addr);
+  CHECK(h.Subscriber(kB4a)->n_blocks == 2);
+}
+
 TEST_CASE("subscribers: a new subscriber never lands on a draining pool address",
           "[subscriber][blocks]") {
   Harness h;
@@ -208,7 +253,9 @@ TEST_CASE("subscribers: a subscriber on a draining address gets no further block
   CHECK(h.Subscriber(kB4a)->state_sessions == 4);
   std::vector<aftr_event> ev = h.DrainEvents();
   REQUIRE(ev.size() == 1);
-  CHECK(ev[0].type == AFTR_EV_ADDRESS_EXHAUSTED);
+  // Its address gives no more ports: "ports exhausted" for that address.
+  CHECK(ev[0].type == AFTR_EV_ADDRESS_PORTS_EXHAUSTED);
+  CHECK(ev[0].public_addr == h.Subscriber(kB4a)->public_addr);
   size_t used = 0;
   for (uint32_t b = 0; b < h.config().blocks_per_addr; b++) used += BitSet(h.PoolAddr(index), b);
   CHECK(used == 1);

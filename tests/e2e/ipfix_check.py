@@ -5,7 +5,8 @@
   ipfix_check.py tcp COLLECTOR_JSON      what ipfix_collector.py received
 
 Prints "key=value" lines: messages, nat records, sequence gaps, template messages, the last
-statistics record; exits 1 on a sequence-number gap.
+statistics record, the ports exhausted records (template 263) as natEvent/address/B4;
+exits 1 on a sequence-number gap.
 """
 import json
 import os
@@ -16,7 +17,7 @@ from ipfix_collector import parse  # noqa: E402
 
 
 def check(messages):
-    expected, gaps, nat, templates, stats = None, 0, 0, 0, None
+    expected, gaps, nat, templates, stats, exhausted = None, 0, 0, 0, None, []
     for m in messages:
         if expected is not None and m["seq"] != expected:
             print(f"gap: expected {expected} got {m['seq']}", file=sys.stderr)
@@ -27,11 +28,14 @@ def check(messages):
             templates += 1
         if "stats" in m:
             stats = m["stats"]
+        exhausted += m.get("ports_exhausted", [])
     print(f"messages={len(messages)}")
     print(f"nat_records={nat}")
     print(f"template_messages={templates}")
     print(f"gaps={gaps}")
     print(f"first_seq={messages[0]['seq'] if messages else -1}")
+    print(f"ports_exhausted_records={len(exhausted)}")
+    print("ports_exhausted=" + " ".join(sorted({f"{e}/{a}/{b4}" for e, a, b4 in exhausted})))
     if stats:
         print(f"stats_records={stats['records']}")
         print(f"stats_not_sent={stats['not_sent']}")

@@ -18,7 +18,9 @@ import sys
 import time
 
 STATS_TEMPLATE = 262
-RECORD_BYTES = {257: None, 256: None, 258: 13, 259: 33, 260: 17, 261: 17, STATS_TEMPLATE: 28}
+PORTS_EXHAUSTED_TEMPLATE = 263
+RECORD_BYTES = {257: None, 256: None, 258: 13, 259: 33, 260: 17, 261: 17, STATS_TEMPLATE: 28,
+                PORTS_EXHAUSTED_TEMPLATE: 29}
 
 
 def records_in(set_id, body):
@@ -37,7 +39,7 @@ def records_in(set_id, body):
 def parse(conn_no, msg, out):
     version, length, export_time, seq, odid = struct.unpack("!HHIII", msg[:16])
     entry = {"conn": conn_no, "seq": seq, "odid": odid, "version": version, "sets": [],
-             "nat": 0, "data": 0}
+             "nat": 0, "data": 0, "ports_exhausted": []}
     i = 16
     while i + 4 <= length:
         set_id, set_len = struct.unpack("!HH", msg[i:i + 4])
@@ -50,6 +52,13 @@ def parse(conn_no, msg, out):
             entry["data"] += n
             if set_id != STATS_TEMPLATE:
                 entry["nat"] += n
+            if set_id == PORTS_EXHAUSTED_TEMPLATE:
+                # natEvent, postNATSourceIPv4Address, sourceIPv6Address of each record
+                for k in range(n):
+                    r = body[29 * k:29 * (k + 1)]
+                    entry["ports_exhausted"].append(
+                        [r[8], socket.inet_ntop(socket.AF_INET, r[9:13]),
+                         socket.inet_ntop(socket.AF_INET6, r[13:29])])
             else:
                 for k in range(n):
                     r = body[28 * k:28 * (k + 1)]

@@ -6,7 +6,9 @@
 # that goes away cleanly for a few seconds while both B4s make sessions, then comes back:
 # every record arrives, sequence numbers have no gap, and the exporter's own statistics
 # record and counters agree. The Internet address 203.0.113.x (a destination) never appears
-# in the IPFIX bytes.
+# in the IPFIX bytes. Ports 1024-1535 make one block per public address, so at the end h1
+# runs out of ports on its own address: natEvent 12 "NAT ports exhausted" with that address
+# (template 263), in both collectors and the log, and no natEvent 3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=SCRIPTDIR/lib.sh
@@ -39,6 +41,7 @@ trap 'exit 143' TERM
 # The lab as aftr_lab_up builds it, with the collectors listening before aftrd starts (so the
 # capture holds the first message, sequence number 0). aftrd.sh logs per session by default.
 aftr_lab_prepare
+AFTR_PORT_BLOCKS="block_size: 512 max_blocks_per_subscriber: 4 port_min: 1024 port_max: 1535" \
 aftr_config_write "$AFTR_CONF" \
 	"ipfix { collectors { address: \"127.0.0.1:$UDP_PORT\" }" \
 	"  collectors { address: \"127.0.0.1:$TCP_PORT\" transport: IPFIX_TRANSPORT_TCP }" \
@@ -85,6 +88,34 @@ check "ipfix_reconnects = 1" test "$(counter ipfix_reconnects)" = 1
 check "ipfix_records_dropped = 0" test "$(counter ipfix_records_dropped)" = 0
 check "ipfix_spool_bytes = 0 after the resend" test "$(counter ipfix_spool_bytes)" = 0
 
+# Phase 4: h1 makes 600 new UDP flows, more than its one block's 512 ports; its address has no
+# other block (one per address), so what does not fit is dropped as that address's ports
+# exhausted. Bounded: 600 datagrams in about 3 s, the whole under a 15 s timeout.
+h1_addr=$(awk '$2 == "BA" && $3 == "2001:db8:a::2" { print $4; exit }' "$AFTR_EVENTS_LOG")
+check "h1 holds a block (on $h1_addr)" test -n "$h1_addr"
+in_ns h1 timeout 15 "$PY" - "$INET_ADDR4" 600 3 <<-'PY'
+	import socket, sys, time
+	dst, count, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+	start = time.monotonic()
+	for i in range(count):
+	    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	    s.bind(("0.0.0.0", 30000 + i))
+	    s.sendto(b"fill", (dst, 9))
+	    s.close()
+	    ahead = start + seconds * (i + 1) / count - time.monotonic()
+	    if ahead > 0:
+	        time.sleep(ahead)
+	PY
+sleep 1.5
+dropped=$(aftr_counter drop_address_exhausted)
+check "drop_address_exhausted counted h1's flows beyond its block ($dropped)" test "$dropped" -ge 88
+log_ports_exhausted=$(grep -c ' AP ' "$AFTR_EVENTS_LOG" || true)
+check "AP log lines, one per dropped flow ($log_ports_exhausted)" test "$log_ports_exhausted" = "$dropped"
+check "every AP line names h1 and its address" \
+	test "$(awk '$2 == "AP" { print $3, $4 }' "$AFTR_EVENTS_LOG" | sort -u)" = "2001:db8:a::2 $h1_addr"
+check "no AX line: the pool still has addresses" bash -c "! grep -q ' AX ' '$AFTR_EVENTS_LOG'"
+check "h1 still holds one block" test "$(grep -c ' BA 2001:db8:a::2 ' "$AFTR_EVENTS_LOG")" = 1
+
 # Stop: aftrd sends a last statistics record and closes the TCP connection.
 aftrd_term
 wait "$COLLECTOR_PID" || true
@@ -108,8 +139,12 @@ check "TCP: records received ($tcp_nat) = exportedFlowRecordTotalCount of the la
 check "TCP: notSentFlowTotalCount 0" test "$(val stats_not_sent "$tcp")" = 0
 log_sessions=$(grep -c ' SC ' "$AFTR_EVENTS_LOG" || true)
 log_blocks=$(grep -c ' BA ' "$AFTR_EVENTS_LOG" || true)
-check "TCP: one record per logged session and block ($log_sessions + $log_blocks)" \
-	test "$tcp_nat" = $((log_sessions + log_blocks))
+check "TCP: one record per logged session, block and address out of ports ($log_sessions + $log_blocks + $log_ports_exhausted)" \
+	test "$tcp_nat" = $((log_sessions + log_blocks + log_ports_exhausted))
+check "TCP: one natEvent 12 record per AP line" \
+	test "$(val ports_exhausted_records "$tcp")" = "$log_ports_exhausted"
+check "TCP: natEvent 12 records carry h1's address and B4" \
+	test "$(val ports_exhausted "$tcp")" = "12/$h1_addr/2001:db8:a::2"
 check "TCP: no 203.0.113.x in the IPFIX bytes" \
 	"$PY" -c "import sys; sys.exit(bytes([203,0,113]) in open('$CDIR/stream.bin','rb').read())"
 
@@ -121,6 +156,8 @@ echo "$udp" | sed 's/^/  udp: /'
 check "UDP: sequence numbers contiguous" test "$(val gaps "$udp")" = 0
 check "UDP: first sequence number 0" test "$(val first_seq "$udp")" = 0
 check "UDP: same NAT records as TCP" test "$(val nat_records "$udp")" = "$tcp_nat"
+check "UDP: same natEvent 12 records as TCP" \
+	test "$(val ports_exhausted "$udp")/$(val ports_exhausted_records "$udp")" = "12/$h1_addr/2001:db8:a::2/$log_ports_exhausted"
 check "UDP: templates refreshed (more than one template message)" test "$(val template_messages "$udp")" -gt 1
 check "UDP: no 203.0.113.x in the IPFIX bytes" bash -c "! grep -q 'cb0071' '$TOPO_TMP/udp.hex'"
 DECODED=$TOPO_TMP/decoded.txt
@@ -145,6 +182,14 @@ check "UDP: no unknown field types" bash -c "! grep -q 'Type: Unknown' '$DECODED
 values() { decode -T fields -E occurrence=a -E aggregator=/s -e "$1" | tr ' ' '\n' | sed '/^$/d' | sort -u; }
 check "natEvent 4 NAT44 session create" grep -q "NAT44 session create (4)" "$DECODED"
 check "natEvent 16 Port block allocation" grep -q "Port block allocation (16)" "$DECODED"
+check "natEvent 12 NAT ports exhausted" grep -q "NAT ports exhausted (12)" "$DECODED"
+check "no natEvent 3 NAT Addresses exhausted" bash -c "! grep -q 'NAT Addresses exhausted (3)' '$DECODED'"
+# tshark's own reading of each natEvent 12 record: its postNATSourceIPv4Address and B4.
+exhausted_decoded=$(awk '/^ *Flow [0-9]+/ { ev = 0 } /Nat Event: / { ev = /\(12\)/ }
+	ev && /Post NAT Source IPv4 Address: / { a = $NF } ev && /SrcAddr: / { print a, $NF; ev = 0 }' "$DECODED" |
+	sort | uniq -c | awk '{ print $1, $2, $3 }')
+check "tshark: $log_ports_exhausted natEvent 12 records, all of h1's address and B4" \
+	test "$exhausted_decoded" = "$log_ports_exhausted $h1_addr 2001:db8:a::2"
 check "B4 2001:db8:a::2 in sourceIPv6Address" grep -qx "2001:db8:a::2" <(values cflow.srcaddrv6)
 check "B4 2001:db8:b::2 in sourceIPv6Address" grep -qx "2001:db8:b::2" <(values cflow.srcaddrv6)
 check "sourceIPv4Address is the hosts' 192.0.2.10" test "$(values cflow.srcaddr)" = "192.0.2.10"

@@ -759,13 +759,14 @@ int Model::SendOut(Packet& p, FibCache& cache, bool ipv6) {
 
 // ---- Sessions, subscribers, port blocks ----
 
-void Model::EmitSimple(Packet& p, uint8_t type, const SessionOutKey& key) {
+void Model::EmitSimple(Packet& p, uint8_t type, const SessionOutKey& key, uint32_t public_addr) {
   Event e;
   e.type = type;
   e.b4 = key.b4;
   e.proto = key.proto;
   e.inner_addr = key.inner_addr;
   e.inner_port = key.inner_port;
+  e.public_addr = public_addr;
   p.result.events.push_back(e);
 }
 
@@ -977,7 +978,8 @@ int Model::AddBlock(Packet& p, const SessionOutKey& key) {
   }
   std::optional<uint32_t> block = ClaimBlock(p, sub.addr_index);
   if (!block) {
-    EmitSimple(p, AFTR_EV_ADDRESS_EXHAUSTED, key);
+    // Its own address's ports ran out (paired pooling): the event names the address.
+    EmitSimple(p, AFTR_EV_ADDRESS_PORTS_EXHAUSTED, key, sub.public_addr);
     return Drop(AFTR_C_DROP_ADDRESS_EXHAUSTED);
   }
   int slot = hole >= 0 ? hole : int(n);

@@ -201,7 +201,8 @@ class Model {
   int AddBlock(Packet& p, const SessionOutKey& key);
   int SendOut(Packet& p, FibCache& cache, bool ipv6);
   void ClampMss(Packet& p, size_t tcp_offset);
-  void EmitSimple(Packet& p, uint8_t type, const SessionOutKey& key);
+  // `public_addr` (host order, 0: none): the address a limit is about.
+  void EmitSimple(Packet& p, uint8_t type, const SessionOutKey& key, uint32_t public_addr = 0);
   int SoftwireIndex(const Ip6& addr) const;
   bool PoolContains(uint32_t addr) const;
   bool B4Allowed(const Ip6& b4) const;

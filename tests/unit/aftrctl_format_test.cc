@@ -1,11 +1,14 @@
 // aftrctl's pure parts: operator input → resource names, aligned tables, resource and event
 // renderings (exact text), JSON with proto field names.
+#include <netinet/in.h>
+
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
+#include "control/api/translate.h"
 #include "control/cli/format.h"
 #include "control/cli/names.h"
 #include "control/cli/table.h"
@@ -285,6 +288,25 @@ TEST_CASE("aftrctl format: events as log-like lines", "[aftrctl]") {
   *reload.mutable_time() = At(kNow);
   reload.set_detail("timeouts.udp");
   CHECK(EventLine(reload) == "2026-11-27T10:52:38Z CONFIG_RELOADED timeouts.udp");
+}
+
+TEST_CASE("aftrctl format: an address out of ports, from the daemon's event to the line",
+          "[aftrctl]") {
+  events::NatEvent e;
+  e.type = events::EventType::kAddressPortsExhausted;
+  e.time = kNow;
+  e.b4 = *ParseIpv6("2001:db8:a::2");
+  e.proto = IPPROTO_UDP;
+  e.inner_addr = *ParseIpv4("192.0.2.10");
+  e.inner_port = 40004;
+  e.public_addr = *ParseIpv4("198.51.100.7");
+  const v1::Event ev = api::EventToProto(e);
+  CHECK(ev.type() == v1::Event::ADDRESS_PORTS_EXHAUSTED);
+  CHECK(ev.public_address() == "198.51.100.7");
+  CHECK(ev.public_port() == 0);
+  CHECK(EventLine(ev) ==
+        "2026-11-27T10:52:38Z ADDRESS_PORTS_EXHAUSTED udp 2001:db8:a::2 192.0.2.10:40004 "
+        "198.51.100.7");
 }
 
 TEST_CASE("aftrctl format: JSON keeps proto field names and zero values", "[aftrctl]") {

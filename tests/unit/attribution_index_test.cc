@@ -78,6 +78,23 @@ TEST_CASE("a block released at T and claimed by another B4 at T+1 has one holder
   CHECK((*found)[0].end == At(10, 30, 0));
 }
 
+TEST_CASE("an address out of ports is read but neither opens nor ends a holding") {
+  TempDir dir;
+  const std::string day = dir.path + "/events-2026-11-27.log";
+  Append(day,
+         "# 10:00:00 aftrd started: b4_prefix_length=64 mode=port-block\n"
+         "10:00:00 BA 2001:db8:a:: 198.51.100.1 1024-1535\n"
+         "10:10:00 AP 2001:db8:a:: 198.51.100.1\n"
+         "10:10:00 AP 2001:db8:b:: 198.51.100.1\n");
+  auto index = AttributionIndex::Open(dir.path + "/index.sqlite3", dir.path + "/events.log");
+  REQUIRE(index.ok());
+  // The block goes on; B4 b, which got no block, holds nothing on the address.
+  CHECK(Holders(**index, "198.51.100.1", 1024, At(10, 20, 0)) == V{"2001:db8:a::/64"});
+  CHECK(Holders(**index, "198.51.100.1", 1536, At(10, 20, 0)).empty());
+  CHECK((*index)->stats().lines_indexed == 3);
+  CHECK((*index)->stats().lines_unreadable == 0);
+}
+
 TEST_CASE("a release and a claim in the same second give both holders for that second") {
   TempDir dir;
   const std::string day = dir.path + "/events-2026-11-27.log";
@@ -107,6 +124,7 @@ TEST_CASE("the index follows the logs as they grow, whole lines only, across day
     CHECK(Holders(**index, "198.51.100.1", 1024, At(23, 30, 0)).empty());
     CHECK(Holders(**index, "198.51.100.1", 1024, At(23, 10, 0)) == V{"2001:db8:a::2/128"});
     CHECK((*index)->stats().lines_indexed == 2);
+    CHECK((*index)->stats().holdings == 1);
   }
   Append(day2, "# 00:00:05 aftrd started: b4_prefix_length=56 mode=port-block\n"
                "00:00:10 BA 2001:db8:c:: 198.51.100.1 1024-1535\n");
@@ -157,6 +175,7 @@ TEST_CASE("pruning forgets holdings that ended before the retention, never open 
   auto index = AttributionIndex::Open(dir.path + "/index.sqlite3", dir.path + "/events.log");
   REQUIRE(index.ok());
   REQUIRE((*index)->CatchUp().ok());
+  CHECK((*index)->stats().holdings == 2);
   REQUIRE((*index)->Prune(At(10, 30, 1)).ok());
   CHECK((*index)->stats().holdings == 1);
   CHECK(Holders(**index, "198.51.100.1", 1536, At(12, 0, 0)) == V{"2001:db8:b::2/128"});

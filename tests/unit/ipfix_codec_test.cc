@@ -68,11 +68,11 @@ TEST_CASE("ipfix message header is version 10, length, export time, sequence, do
   CHECK(Bytes(m.begin() + 8, m.begin() + 12) == Bytes{0xff, 0xff, 0xff, 0xfe});
 }
 
-TEST_CASE("ipfix template set holds the six NAT templates with IANA element ids", "[ipfix]") {
+TEST_CASE("ipfix template set holds the seven NAT templates with IANA element ids", "[ipfix]") {
   Bytes out;
   AppendTemplateSet(NatTemplates(), &out);
   const Bytes want = {
-      0x00, 0x02, 0x00, 0xa4,  // Template Set, 164 octets
+      0x00, 0x02, 0x00, 0xb8,  // Template Set, 184 octets
       // 256 session/BIB: 323 230 4 8 7 225 227 27 371(var)
       0x01, 0x00, 0x00, 0x09, 0x01, 0x43, 0x00, 0x08, 0x00, 0xe6, 0x00, 0x01, 0x00, 0x04, 0x00,
       0x01, 0x00, 0x08, 0x00, 0x04, 0x00, 0x07, 0x00, 0x02, 0x00, 0xe1, 0x00, 0x04, 0x00, 0xe3,
@@ -92,7 +92,10 @@ TEST_CASE("ipfix template set holds the six NAT templates with IANA element ids"
       0x04, 0x01, 0xd7, 0x00, 0x04,
       // 261 quota subscribers: 323 230 466 474
       0x01, 0x05, 0x00, 0x04, 0x01, 0x43, 0x00, 0x08, 0x00, 0xe6, 0x00, 0x01, 0x01, 0xd2, 0x00,
-      0x04, 0x01, 0xda, 0x00, 0x04};
+      0x04, 0x01, 0xda, 0x00, 0x04,
+      // 263 ports exhausted: 323 230 225 27
+      0x01, 0x07, 0x00, 0x04, 0x01, 0x43, 0x00, 0x08, 0x00, 0xe6, 0x00, 0x01, 0x00, 0xe1, 0x00,
+      0x04, 0x00, 0x1b, 0x00, 0x10};
   CHECK(out == want);
 }
 
@@ -170,6 +173,26 @@ TEST_CASE("ipfix port block allocation and de-allocation records", "[ipfix]") {
 TEST_CASE("ipfix addresses exhausted record names pool 0", "[ipfix]") {
   const Bytes want = {TIME_BYTES, 0x03, 0x00, 0x00, 0x00, 0x00};
   CHECK(Encode(Event(EventType::kAddressExhausted), PerSession(), kAddressesExhaustedTemplate) == want);
+}
+
+TEST_CASE("ipfix ports exhausted record names the public address and the B4", "[ipfix]") {
+  NatEvent e = Event(EventType::kAddressPortsExhausted);
+  e.public_addr = V4("198.51.100.7");
+  e.public_port = 0;
+  e.b4 = V6("2001:db8:a:b2c3:1:2:3:4");
+  const Bytes want = {TIME_BYTES, 0x0c,     // 12 NAT ports exhausted
+                      198, 51, 100, 7,      // postNATSourceIPv4Address
+                      0x20, 0x01, 0x0d, 0xb8, 0x00, 0x0a, 0xb2, 0xc3,
+                      0, 0, 0, 0, 0, 0, 0, 0};  // sourceIPv6Address, B4 truncated to /64
+  RecordPolicy p = PerSession();
+  p.b4_prefix_length = 64;
+  CHECK(Encode(e, p, kPortsExhaustedTemplate) == want);
+  CHECK(want.size() == 29);
+  // Exported in port-block mode too: it is not a session record.
+  p.per_session = false;
+  CHECK(Encode(e, p, kPortsExhaustedTemplate) == want);
+  // The pool-wide exhaustion stays natEvent 3.
+  CHECK(Encode(Event(EventType::kAddressExhausted), p, kAddressesExhaustedTemplate)[8] == 3);
 }
 
 TEST_CASE("ipfix quota exceeded records carry the limit from the configuration", "[ipfix]") {

@@ -74,6 +74,25 @@ TEST_CASE("limit events name who hit the limit with which flow") {
   CHECK(FormatLogLine(lost) == "10:35:59 EL 17");
 }
 
+TEST_CASE("an address out of ports names the B4 and the address within 62 bytes at /64") {
+  NatEvent e = Sample(EventType::kAddressPortsExhausted);
+  CHECK(FormatLogLine(e, 64) == "10:35:59 AP 2001:db8:a:: 198.51.100.1");
+  CHECK(FormatLogLine(e) == "10:35:59 AP 2001:db8:a::2 198.51.100.1");
+  // The longest a /64 B4 and an address can be.
+  e.b4 = *ParseIpv6("2a02:8071:a184:e3ff:ffff:ffff:ffff:ffff");
+  e.public_addr = *ParseIpv4("198.151.100.255");
+  const std::string longest = FormatLogLine(e, 64);
+  CHECK(longest == "10:35:59 AP 2a02:8071:a184:e3ff:: 198.151.100.255");
+  CHECK(longest.size() + 1 <= 62);
+  NatEvent back;
+  REQUIRE(ParseLogLine(absl::CivilDay(2026, 11, 27), longest, &back).ok());
+  CHECK(back.type == EventType::kAddressPortsExhausted);
+  CHECK(back.b4.ToString() == "2a02:8071:a184:e3ff::");
+  CHECK(back.public_addr.ToString() == "198.151.100.255");
+  CHECK(back.public_port == 0);
+  CHECK(back.block_size == 0);
+}
+
 TEST_CASE("controller events: static mappings and config reloads, on one line") {
   NatEvent e = Sample(EventType::kMappingCreate);
   e.proto = IPPROTO_TCP;
@@ -109,6 +128,7 @@ TEST_CASE("every line the log writes parses back to the same event") {
   pcp.type = EventType::kPcpMapDelete;
   pcp.detail = "expired";
   all.push_back(pcp);
+  all.push_back(Sample(EventType::kAddressPortsExhausted));
   NatEvent other = Sample(EventType::kEventsLost);
   other.count = 99;
   all.push_back(other);
@@ -140,7 +160,10 @@ TEST_CASE("the parser refuses what the log would not have written") {
                            "10:35:59 SC udp 2001:db8:a:: 192.0.2.10 198.51.100.1:1030",
                            "10:35:59 SC udp 2001:db8:a:: 192.0.2.10:1 198.51.100.1:1030 extra",
                            "10:35:59 SC p300 2001:db8:a:: 192.0.2.10:1 198.51.100.1:1030",
-                           "10:35:59 PX icmp 2001:db8:a::"}) {
+                           "10:35:59 PX icmp 2001:db8:a::",
+                           "10:35:59 AP 2001:db8:a::", "10:35:59 AP 2001:db8:a:: 198.51.100",
+                           "10:35:59 AP 2001:db8:a:: 198.51.100.1 1024-1535",
+                           "10:35:59 AP udp 2001:db8:a:: 198.51.100.1"}) {
     INFO(line);
     CHECK_FALSE(ParseLogLine(day, line, &e).ok());
   }
@@ -165,10 +188,32 @@ TEST_CASE("ring-buffer records decode field by field, in host byte order") {
   CHECK(e.public_port == 2048);
 }
 
+TEST_CASE("a ports exhausted record decodes with its public address and no port") {
+  aftr_event r = {};
+  r.type = AFTR_EV_ADDRESS_PORTS_EXHAUSTED;
+  r.proto = IPPROTO_UDP;
+  std::memcpy(r.b4, ParseIpv6("2001:db8:a::2")->bytes.data(), 16);
+  r.inner_addr = htonl(0xc000020a);   // 192.0.2.10
+  r.inner_port = htons(40004);
+  r.public_addr = htonl(0xc6336407);  // 198.51.100.7
+  NatEvent e;
+  REQUIRE(DecodeEvent(r, &e));
+  CHECK(e.type == EventType::kAddressPortsExhausted);
+  CHECK(e.public_addr.ToString() == "198.51.100.7");
+  CHECK(e.public_port == 0);
+  CHECK(e.inner_port == 40004);
+  CHECK(std::string(EventCode(e.type)) == "AP");
+  EventType back;
+  REQUIRE(EventTypeFromCode("AP", &back));
+  CHECK(back == EventType::kAddressPortsExhausted);
+}
+
 TEST_CASE("records of unknown type are rejected, not logged as garbage") {
   aftr_event r = {};
   r.type = 0;
   NatEvent e;
+  CHECK_FALSE(DecodeEvent(r, &e));
+  r.type = AFTR_EV_ADDRESS_PORTS_EXHAUSTED + 1;
   CHECK_FALSE(DecodeEvent(r, &e));
   r.type = 200;
   CHECK_FALSE(DecodeEvent(r, &e));

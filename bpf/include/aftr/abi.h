@@ -368,10 +368,13 @@ enum aftr_event_type {
 	AFTR_EV_BLOCK_CLAIMED = 3,
 	AFTR_EV_BLOCK_RELEASED = 4,   /* emitted by the controller */
 	AFTR_EV_PORTS_EXHAUSTED = 5,  /* subscriber at block quota and its blocks are full */
-	AFTR_EV_ADDRESS_EXHAUSTED = 6, /* no free block in the pool */
+	AFTR_EV_ADDRESS_EXHAUSTED = 6, /* no free block in the pool for a new subscriber */
 	AFTR_EV_SESSION_LIMIT = 7,    /* subscriber at max_sessions_per_sub */
 	AFTR_EV_SESSION_TABLE_FULL = 8,
 	AFTR_EV_SUBSCRIBER_TABLE_FULL = 9,
+	/* A subscriber needs another block and its public address (paired pooling: it gets
+	 * none elsewhere) has none free, or is draining; public_addr names the address. */
+	AFTR_EV_ADDRESS_PORTS_EXHAUSTED = 10,
 };
 
 struct aftr_event {
