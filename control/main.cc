@@ -28,6 +28,7 @@
 #include "control/events/event_log.h"
 #include "control/nat/deterministic.h"
 #include "control/events/event_sink.h"
+#include "control/events/limit_event_filter.h"
 #include "control/attribution/attribution_index.h"
 #include "control/attribution/index_follower.h"
 #include "control/api/aftr_service.h"
@@ -185,8 +186,16 @@ int Run(const Config& config, const std::string& config_path) {
                   config.radius().clients_size(), config.radius().history_db(),
                   history->OpenSessionCount());
   }
-  aftr::events::EventFanout events;  // every event goes to the log (and, later, watchers)
-  events.Add(log->get());
+  // Producers publish to `events`. The log and IPFIX (`recorded`) get limit and exhaustion
+  // events through `limited`, at most one per limit and B4 per interval (the rest counted), so
+  // that a flooding subscriber does not decide how much is written and exported.
+  aftr::events::EventFanout recorded;
+  recorded.Add(log->get());
+  aftr::events::LimitEventFilter limited(
+      &recorded, absl::Milliseconds(config.logging().limit_event_interval_ms()),
+      log_policy.b4_prefix_length);
+  aftr::events::EventFanout events;
+  events.Add(&limited);
   // IPFIX: one exporter per collector, in the fan-out before the drain starts so that no
   // event is missed.
   std::vector<std::unique_ptr<aftr::ipfix::IpfixExporter>> exporters;
@@ -201,7 +210,7 @@ int Run(const Config& config, const std::string& config_path) {
       aftr::LogError("%s", exporter.status().ToString());
       return 1;
     }
-    events.Add(exporter->get());
+    recorded.Add(exporter->get());
     exporters.push_back(std::move(*exporter));
   }
   auto drain = aftr::events::EventDrain::Create((*datapath)->fds().events, &events);
@@ -273,6 +282,9 @@ int Run(const Config& config, const std::string& config_path) {
   // The API: the service over the running modules, then the server; health says SERVING
   // once everything above is in place.
   aftr::api::EventHub hub;
+  // WatchEvents gets every event, limit events unfiltered: a watcher is live and bounded (its
+  // queue drops and reports what it cannot keep, nobody waits), nothing is stored, and an
+  // operator watching one B4 during an attack wants each flow it tried.
   events.Add(&hub);
   aftr::api::AftrServiceImpl::Deps deps;
   deps.maps = (*datapath)->fds();
@@ -284,7 +296,11 @@ int Run(const Config& config, const std::string& config_path) {
   deps.controller_counters = [&] {
     std::map<std::string, uint64_t> c{{"events_drained", (*drain)->events_drained()},
                                       {"events_not_logged", (*drain)->events_failed()},
-                                      {"log_lines_written", (*log)->lines_written()}};
+                                      {"log_lines_written", (*log)->lines_written()},
+                                      {"events_suppressed", limited.suppressed_total()}};
+    for (const auto& [code, n] : limited.suppressed_by_type()) {
+      c[absl::StrCat("events_suppressed_", absl::AsciiStrToLower(code))] = n;
+    }
     if (attribution) {
       const aftr::attribution::IndexStats stats = attribution->stats();
       c["attribution_lines_indexed"] = stats.lines_indexed;
@@ -381,6 +397,8 @@ int Run(const Config& config, const std::string& config_path) {
       exit_code = 1;
       break;
     }
+    // Limit events held back whose interval ended with no successor: written now.
+    if (absl::Status s = limited.Flush(absl::Now()); !s.ok()) aftr::LogError("%s", s.ToString());
   }
   Notify("STOPPING=1\nSTATUS=stopping; XDP stays attached");
   (*api)->SetServing(false);
@@ -390,10 +408,12 @@ int Run(const Config& config, const std::string& config_path) {
   api->reset();      // waits for calls in progress
   metrics.reset();
   drain->reset();     // last drain of the ring buffer into the log
+  // The limit events still held back, with their counts, before the log and IPFIX close.
+  if (absl::Status s = limited.FlushAll(); !s.ok()) aftr::LogError("%s", s.ToString());
   attribution_follower.reset();  // the index catches up with the rest when next started
   // IPFIX last: what the drain just published is sent (TCP: acknowledged) within a bound.
   for (auto& exporter : exporters) {
-    events.Remove(exporter.get());
+    recorded.Remove(exporter.get());
     exporter->Stop(kIpfixStopGrace);
   }
   // XDP stays attached and the maps pinned: packets keep flowing, and the next aftrd adopts

@@ -418,6 +418,11 @@ class Validator {
     if (logging.b4_prefix_length() < 1 || logging.b4_prefix_length() > 128) {
       Error("logging.b4_prefix_length", absl::StrCat(logging.b4_prefix_length(), " is not in 1..128"));
     }
+    if (logging.limit_event_interval_ms() > kMaxLimitEventIntervalMs) {
+      Error("logging.limit_event_interval_ms",
+            absl::StrCat(logging.limit_event_interval_ms(), " is not in 0..", kMaxLimitEventIntervalMs,
+                         " (milliseconds; 0 logs every limit event)"));
+    }
     if (!IsAbsolutePath(logging.attribution_db())) {
       Error("logging.attribution_db",
             absl::StrCat("\"", logging.attribution_db(), "\" is not an absolute path"));
@@ -651,6 +656,10 @@ void ApplyDefaults(Config* config) {
   if (logging->retention_days() == 0) logging->set_retention_days(kDefaultLogRetentionDays);
   if (logging->b4_prefix_length() == 0) logging->set_b4_prefix_length(kDefaultLogB4PrefixLength);
   if (logging->attribution_db().empty()) logging->set_attribution_db(kDefaultAttributionDb);
+  // Unset, not 0: 0 is a choice (no limiting).
+  if (!logging->has_limit_event_interval_ms()) {
+    logging->set_limit_event_interval_ms(kDefaultLimitEventIntervalMs);
+  }
 
   v1::Ipfix* ipfix = config->mutable_ipfix();
   if (ipfix->observation_domain_id() == 0) ipfix->set_observation_domain_id(kDefaultIpfixObservationDomainId);

@@ -58,6 +58,7 @@ inline constexpr const char* kDefaultPcpInternalPrefixes[] = {
     "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "192.0.0.0/29"};
 inline constexpr uint32_t kDefaultLogRetentionDays = 180;
 inline constexpr uint32_t kDefaultLogB4PrefixLength = 64;
+inline constexpr uint32_t kDefaultLimitEventIntervalMs = 1000;
 inline constexpr char kDefaultAttributionDb[] = "/var/lib/aftrd/attribution.sqlite3";
 inline constexpr uint32_t kDefaultIpfixObservationDomainId = 1;
 inline constexpr uint32_t kDefaultIpfixTemplateRefreshSeconds = 60;
@@ -94,6 +95,7 @@ inline constexpr uint32_t kMaxSweepIntervalMs = 60000;
 inline constexpr uint32_t kMaxPcpLifetime = 7 * 86400;
 inline constexpr uint32_t kMaxPcpMappingsLimit = 1u << 22;
 inline constexpr uint32_t kMaxLogRetentionDays = 3650;
+inline constexpr uint32_t kMaxLimitEventIntervalMs = 3600 * 1000;
 inline constexpr int kMaxIpfixCollectors = 8;
 inline constexpr uint32_t kMinIpfixMaxMessageBytes = 512;    // RFC 7011 section 10.3.3
 inline constexpr uint32_t kMaxIpfixMaxMessageBytes = 65487;  // 65535 - IPv6 + UDP headers

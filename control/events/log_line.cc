@@ -51,6 +51,20 @@ bool ParseEndpoint(absl::string_view text, Ipv4Address* addr, uint16_t* port) {
   return ParsePort(text.substr(colon + 1), port);
 }
 
+// " +N" after a limit line: N more of that limit were suppressed since the previous line.
+std::string SuppressedSuffix(uint64_t suppressed) {
+  return suppressed == 0 ? std::string() : absl::StrCat(" +", suppressed);
+}
+
+// "+N" with N > 0, as SuppressedSuffix writes it (no sign but '+', no leading zero).
+bool ParseSuppressed(absl::string_view text, uint64_t* out) {
+  if (text.size() < 2 || text.size() > 21 || text[0] != '+' || text[1] == '0') return false;
+  for (char c : text.substr(1)) {
+    if (c < '0' || c > '9') return false;
+  }
+  return absl::SimpleAtoi(text.substr(1), out) && *out > 0;
+}
+
 std::string OneLine(const std::string& text) {
   return absl::StrReplaceAll(text, {{"\n", " "}, {"\r", " "}});
 }
@@ -95,15 +109,16 @@ std::string FormatLogLine(const NatEvent& e, int b4_prefix_length) {
     case EventType::kAddressPortsExhausted:
       // The address, not the flow that hit it: with the flow the line would outgrow the
       // 62 bytes, and what an operator acts on is which address ran out (natEvent 12).
-      return absl::StrFormat("%s %s %s %s", time, code, b4, e.public_addr.ToString());
+      return absl::StrFormat("%s %s %s %s%s", time, code, b4, e.public_addr.ToString(),
+                             SuppressedSuffix(e.suppressed));
     case EventType::kEventsLost:
       return absl::StrFormat("%s %s %d", time, code, e.count);
     case EventType::kConfigReloaded:
     case EventType::kStateFresh:
       return absl::StrFormat("%s %s %s", time, code, OneLine(e.detail));
     default:  // limits: who hit it, with which flow
-      return absl::StrFormat("%s %s %s %s %s:%d", time, code, ProtoName(e.proto), b4,
-                             e.inner_addr.ToString(), e.inner_port);
+      return absl::StrFormat("%s %s %s %s %s:%d%s", time, code, ProtoName(e.proto), b4,
+                             e.inner_addr.ToString(), e.inner_port, SuppressedSuffix(e.suppressed));
   }
 }
 
@@ -177,9 +192,10 @@ absl::Status ParseLogLine(absl::CivilDay day, absl::string_view line, NatEvent* 
       break;
     }
     case EventType::kAddressPortsExhausted: {
-      if (f.size() != 2 || !b4(f[0])) return bad("expected B4 ADDRESS");
+      if ((f.size() != 2 && f.size() != 3) || !b4(f[0])) return bad("expected B4 ADDRESS [+N]");
       absl::StatusOr<Ipv4Address> pub = ParseIpv4(f[1]);
-      if (!pub.ok()) return bad("expected B4 ADDRESS");
+      if (!pub.ok()) return bad("expected B4 ADDRESS [+N]");
+      if (f.size() == 3 && !ParseSuppressed(f[2], &e.suppressed)) return bad("bad suppressed count");
       e.public_addr = *pub;
       break;
     }
@@ -197,10 +213,11 @@ absl::Status ParseLogLine(absl::CivilDay day, absl::string_view line, NatEvent* 
       if (with_detail) e.detail = std::string(f[4]);
       break;
     default:  // limits
-      if (f.size() != 3 || !ParseProto(f[0], &e.proto) || !b4(f[1]) ||
+      if ((f.size() != 3 && f.size() != 4) || !ParseProto(f[0], &e.proto) || !b4(f[1]) ||
           !ParseEndpoint(f[2], &e.inner_addr, &e.inner_port)) {
-        return bad("expected PROTO B4 INNER:PORT");
+        return bad("expected PROTO B4 INNER:PORT [+N]");
       }
+      if (f.size() == 4 && !ParseSuppressed(f[3], &e.suppressed)) return bad("bad suppressed count");
       break;
   }
   *out = e;

@@ -9,14 +9,17 @@
 //   10:35:59 PX icmp 2001:db8:a:: 192.0.2.10:40000                     a limit hit (PX AX SL TF UF)
 //   10:35:59 AP 2001:db8:a:: 198.51.100.1                              the subscriber's address has
 //                                                                       no block left for it
+//   10:35:59 SL udp 2001:db8:a:: 192.0.2.10:40000 +1234                 a limit hit, and 1234 more of
+//                                                                       it suppressed since its last line
 //   10:35:59 EL 17                                                     events lost
 //   10:35:59 CR pool_prefixes,timeouts.udp                             configuration reloaded
 //   10:35:59 FS no earlier state                                       data plane started empty
 //
 // The B4 is written as its first `b4_prefix_length` bits (the rest zeroed): with 64, a
 // port-block line is at most 62 bytes with its newline, and so is every other line but a
-// session's or mapping's (no free text). The destination of a session is
-// never logged (privacy; attribution does not need it). Lines starting with '#' are comments.
+// session's or mapping's (no free text) and a limit line's trailing " +N" (LimitEventFilter).
+// The destination of a session is never logged (privacy; attribution does not need it).
+// Lines starting with '#' are comments.
 #ifndef AFTR_CONTROL_EVENTS_LOG_LINE_H_
 #define AFTR_CONTROL_EVENTS_LOG_LINE_H_
 

@@ -53,6 +53,20 @@ bool DecodeEvent(const aftr_event& r, NatEvent* out) {
   return true;
 }
 
+bool IsLimitEvent(EventType type) {
+  switch (type) {
+    case EventType::kPortsExhausted:
+    case EventType::kAddressPortsExhausted:
+    case EventType::kAddressExhausted:
+    case EventType::kSessionLimit:
+    case EventType::kSessionTableFull:
+    case EventType::kSubscriberTableFull:
+      return true;
+    default:
+      return false;
+  }
+}
+
 const char* EventCode(EventType type) {
   switch (type) {
     case EventType::kSessionCreate: return "SC";

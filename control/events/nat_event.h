@@ -47,6 +47,10 @@ struct NatEvent {
   uint16_t public_port = 0;  // block events: first port of the block
   uint16_t block_size = 0;   // block events
   uint64_t count = 0;        // kEventsLost
+  // Limit events (PX AP AX SL TF UF): how many more of this limit and B4 (or of this limit,
+  // for the table-wide ones) were suppressed since the previous one written
+  // (LimitEventFilter); 0 when none were.
+  uint64_t suppressed = 0;
   std::string detail;        // kConfigReloaded
 };
 
@@ -59,6 +63,10 @@ NatEvent BlockEvent(EventType type, const Ipv6Address& b4, Ipv4Address public_ad
 
 // Decodes a ring-buffer record; `time` from its monotonic stamp. False if the type is unknown.
 bool DecodeEvent(const aftr_event& record, NatEvent* out);
+
+// Whether `type` is a limit or exhaustion event (PX AP AX SL TF UF): one per dropped packet,
+// so the daemon rate-limits them before the log and IPFIX.
+bool IsLimitEvent(EventType type);
 
 // The two-letter code of each event type in the log ("SC", "BA", ...).
 const char* EventCode(EventType type);

@@ -437,6 +437,23 @@ TEST_CASE("scalar rules", "[config]") {
   ExpectValid([](Config& c) { c.set_sweep_interval_ms(10); });
 }
 
+TEST_CASE("logging.limit_event_interval_ms: default 1000, 0 kept (no limiting), bounded", "[config]") {
+  absl::StatusOr<Config> c = ParseConfig(kMinimal);
+  REQUIRE(c.ok());
+  CHECK(c->logging().limit_event_interval_ms() == kDefaultLimitEventIntervalMs);
+  CHECK(kDefaultLimitEventIntervalMs == 1000);
+  // 0 is a choice, not "unset": ApplyDefaults must keep it.
+  c = ParseConfig(absl::StrCat(kMinimal, "logging { limit_event_interval_ms: 0 }"));
+  REQUIRE(c.ok());
+  CHECK(c->logging().has_limit_event_interval_ms());
+  CHECK(c->logging().limit_event_interval_ms() == 0);
+  c = ParseConfig(absl::StrCat(kMinimal, "logging { limit_event_interval_ms: 3600000 }"));
+  REQUIRE(c.ok());
+  CHECK(c->logging().limit_event_interval_ms() == 3600000);
+  ExpectParseInvalid("logging { limit_event_interval_ms: 3600001 }",
+                     {"logging.limit_event_interval_ms", "3600001", "0..3600000"});
+}
+
 TEST_CASE("filtering must be a known enum value", "[config]") {
   // Proto3 enums are open: a number parses, validation rejects it.
   ExpectParseInvalid("filtering: 7", {"filtering", "7"});

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "control/events/log_line.h"
 #include "control/events/nat_event.h"
@@ -148,6 +150,41 @@ TEST_CASE("every line the log writes parses back to the same event") {
   }
 }
 
+TEST_CASE("a limit line ends in +N when N more were suppressed, and parses back with N") {
+  const absl::CivilDay day(2026, 11, 27);
+  NatEvent e = Sample(EventType::kSessionLimit);
+  CHECK(FormatLogLine(e, 64) == "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:40000");  // none: no suffix
+  e.suppressed = 1234;
+  CHECK(FormatLogLine(e, 64) == "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:40000 +1234");
+  for (EventType t : {EventType::kPortsExhausted, EventType::kAddressExhausted,
+                      EventType::kSessionLimit, EventType::kSessionTableFull,
+                      EventType::kSubscriberTableFull, EventType::kAddressPortsExhausted}) {
+    for (uint64_t n : {uint64_t{1}, uint64_t{99}, UINT64_MAX}) {
+      e.type = t;
+      e.suppressed = n;
+      const std::string line = FormatLogLine(e, 64);
+      INFO(line);
+      CHECK(absl::EndsWith(line, absl::StrCat(" +", n)));
+      NatEvent back;
+      REQUIRE(ParseLogLine(day, line, &back).ok());
+      CHECK(back.type == t);
+      CHECK(back.suppressed == n);
+      CHECK(back.b4.ToString() == "2001:db8:a::");
+      CHECK(FormatLogLine(back, 64) == line);
+    }
+  }
+  e = Sample(EventType::kAddressPortsExhausted);
+  e.suppressed = 17;
+  CHECK(FormatLogLine(e, 64) == "10:35:59 AP 2001:db8:a:: 198.51.100.1 +17");
+  // Block, session and mapping events never carry a count, whatever the field says.
+  for (EventType t : {EventType::kBlockClaimed, EventType::kSessionCreate, EventType::kMappingCreate}) {
+    NatEvent other = Sample(t);
+    other.block_size = 512;
+    other.suppressed = 5;
+    CHECK_FALSE(absl::StrContains(FormatLogLine(other, 64), "+"));
+  }
+}
+
 TEST_CASE("the parser refuses what the log would not have written") {
   const absl::CivilDay day(2026, 11, 27);
   NatEvent e;
@@ -163,7 +200,19 @@ TEST_CASE("the parser refuses what the log would not have written") {
                            "10:35:59 PX icmp 2001:db8:a::",
                            "10:35:59 AP 2001:db8:a::", "10:35:59 AP 2001:db8:a:: 198.51.100",
                            "10:35:59 AP 2001:db8:a:: 198.51.100.1 1024-1535",
-                           "10:35:59 AP udp 2001:db8:a:: 198.51.100.1"}) {
+                           "10:35:59 AP udp 2001:db8:a:: 198.51.100.1",
+                           // suppressed counts: only "+N", N > 0, as the log writes them
+                           "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:1 +0",
+                           "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:1 +",
+                           "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:1 +07",
+                           "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:1 7",
+                           "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:1 +-7",
+                           "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:1 ++7",
+                           "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:1 +18446744073709551616",
+                           "10:35:59 SL udp 2001:db8:a:: 192.0.2.10:1 +5 +5",
+                           "10:35:59 AP 2001:db8:a:: 198.51.100.1 +x",
+                           "10:35:59 BA 2001:db8:a:: 198.51.100.1 1024-1535 +3",
+                           "10:35:59 SC udp 2001:db8:a:: 192.0.2.10:1 198.51.100.1:1030 +3"}) {
     INFO(line);
     CHECK_FALSE(ParseLogLine(day, line, &e).ok());
   }
