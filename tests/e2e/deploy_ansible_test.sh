@@ -110,8 +110,8 @@ check "gRPC health SERVING (aftrctl health)" health
 check "XDP attached" aftr_xdp_attached
 pid=$(aftrd_pid)
 check "aftrd runs as user aftr" bash -c "[[ \$(stat -c %U /proc/$pid) == aftr ]]"
-check "aftrd has exactly CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_ADMIN (eff, amb, bnd)" bash -c "
-	s=/proc/$pid/status; want=000000c000201000
+check "aftrd has exactly CAP_BPF CAP_NET_ADMIN CAP_NET_RAW CAP_PERFMON CAP_SYS_ADMIN (eff, amb, bnd)" bash -c "
+	s=/proc/$pid/status; want=000000c000203000
 	[[ \$(awk '/^CapEff/{print \$2}' \$s) == \$want && \$(awk '/^CapAmb/{print \$2}' \$s) == \$want && \$(awk '/^CapBnd/{print \$2}' \$s) == \$want ]]"
 check "aftrd reported READY=1 (Type=notify)" grep -q "notify: 'READY=1" "$shim/state/aftrd.service.log"
 for role in h1 h2; do

@@ -48,11 +48,11 @@ verify=$(systemd-analyze verify /lib/systemd/system/aftrd.service 2>&1) && rc=0 
 echo "$verify"
 check "systemd-analyze verify: exit 0, no complaint about aftrd.service" \
 	bash -c "[[ $rc == 0 ]] && ! grep -q 'aftrd.service' <<<'$verify'"
-check "unit: Type=notify, User=aftr, exactly CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_ADMIN" bash -c "
+check "unit: Type=notify, User=aftr, exactly CAP_BPF CAP_NET_ADMIN CAP_NET_RAW CAP_PERFMON CAP_SYS_ADMIN" bash -c "
 	u=/lib/systemd/system/aftrd.service
 	grep -qx Type=notify \$u && grep -qx User=aftr \$u &&
-	grep -qx 'AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_ADMIN' \$u &&
-	grep -qx 'CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_ADMIN' \$u"
+	grep -qx 'AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_NET_RAW CAP_PERFMON CAP_SYS_ADMIN' \$u &&
+	grep -qx 'CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_NET_RAW CAP_PERFMON CAP_SYS_ADMIN' \$u"
 
 # The logrotate rule, run for real (paths moved to a scratch copy, state back-dated): a day
 # not written for 3 days is compressed, yesterday's and today's (and the link) are untouched,
