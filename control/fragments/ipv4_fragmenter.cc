@@ -63,8 +63,8 @@ absl::StatusOr<std::vector<std::vector<uint8_t>>> FragmentIpv4(std::span<const u
 
   if (whole.size() <= mtu) return std::vector<std::vector<uint8_t>>{{whole.begin(), whole.end()}};
   if (header->dont_fragment()) {
-    return absl::InvalidArgumentError(absl::StrCat("IPv4 packet of ", whole.size(),
-                                                   " bytes has DF set and exceeds MTU ", mtu));
+    return absl::FailedPreconditionError(absl::StrCat("IPv4 packet of ", whole.size(),
+                                                      " bytes has DF set and exceeds MTU ", mtu));
   }
 
   // Later fragments' header: the fixed part with the copied options.

@@ -16,8 +16,9 @@ namespace aftr::fragments {
 // all but the last a multiple of 8 bytes, offsets and MF set, only options with the copy flag
 // repeated after the first fragment (RFC 791), header checksums computed. A packet that fits is
 // returned unchanged as the only element. An already-fragmented packet can be fragmented again
-// (offsets relative to its own offset, MF kept on the last piece if it was set). Errors
-// (InvalidArgument): malformed packet, mtu < 68, or DF set and the packet too big.
+// (offsets relative to its own offset, MF kept on the last piece if it was set). Errors:
+// InvalidArgument for a malformed packet or mtu < 68; FailedPrecondition for DF set and the
+// packet too big (well formed, but not to be fragmented: the caller counts it apart).
 // Malformed: what ParseIpv4Header refuses (a bad header checksum included), or options that run
 // past the header (a length under 2 or past its end); bytes past tot_len are ignored, also in
 // the unchanged result. Everything but tot_len, flags, offset and checksum (and the options

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "control/fragments/ipv4_fragmenter.h"
+#include "control/fragments/ipv4_header.h"
 
 namespace aftr::slowpath {
 namespace {
@@ -13,7 +14,6 @@ constexpr uint16_t kEtherTypeIpv4 = 0x0800;
 constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
 constexpr uint8_t kNextHeaderDestOpts = 60;
 constexpr uint8_t kNextHeaderIpip = 4;
-constexpr size_t kIpv4MinHeader = 20;
 constexpr size_t kMaxDestOptsHeaders = 2;
 
 uint16_t Get16(std::span<const uint8_t> b, size_t off) { return uint16_t(b[off] << 8 | b[off + 1]); }
@@ -22,16 +22,12 @@ void Put16(Bytes& b, size_t off, uint16_t v) {
   b[off + 1] = v & 0xff;
 }
 
-// The IPv4 packet at the start of `bytes`: tot_len bytes, header checked for shape.
+// The IPv4 packet at the start of `bytes`: tot_len bytes, its header checked (ParseIpv4Header:
+// shape and checksum).
 absl::StatusOr<std::span<const uint8_t>> Ipv4Packet(std::span<const uint8_t> bytes) {
-  if (bytes.size() < kIpv4MinHeader) return absl::InvalidArgumentError("IPv4 header cut short");
-  if (bytes[0] >> 4 != 4) return absl::InvalidArgumentError("not IPv4");
-  size_t ihl = size_t(bytes[0] & 0x0f) * 4;
-  size_t tot_len = Get16(bytes, 2);
-  if (ihl < kIpv4MinHeader || tot_len < ihl || tot_len > bytes.size()) {
-    return absl::InvalidArgumentError("IPv4 lengths do not fit the frame");
-  }
-  return bytes.first(tot_len);
+  absl::StatusOr<fragments::Ipv4HeaderView> header = fragments::ParseIpv4Header(bytes);
+  if (!header.ok()) return header.status();
+  return bytes.first(header->total_length);
 }
 
 }  // namespace
@@ -114,9 +110,7 @@ absl::StatusOr<std::vector<Bytes>> FitToMtu(std::span<const uint8_t> frame, size
   absl::StatusOr<std::span<const uint8_t>> ipv4 = Ipv4Packet(frame.subspan(kEthernetLen + outer));
   if (!ipv4.ok()) return ipv4.status();
   if (ipv4->size() + outer <= mtu) return std::vector<Bytes>{Bytes(frame.begin(), frame.end())};
-  if (Get16(*ipv4, 6) & 0x4000) {
-    return absl::FailedPreconditionError(absl::StrCat("a ", ipv4->size(), "-byte IPv4 packet with DF set does not fit MTU ", mtu));
-  }
+  // DF set and too big: FailedPrecondition from FragmentIpv4.
   absl::StatusOr<std::vector<std::vector<uint8_t>>> pieces = fragments::FragmentIpv4(*ipv4, mtu - outer);
   if (!pieces.ok()) return pieces.status();
   std::vector<Bytes> out;

@@ -11,7 +11,7 @@
 //            packet (0, 1 ms, 100 ms, 1 s, 2 s, 4.9 s, 5 s, 6 s), bit 5 Expire first, bit 6
 //            store a right header checksum first (so mutations get past it), bit 7 put the
 //            round trip's fragments in reverse order.
-// Invariants: the limits hold after every packet; errors are InvalidArgument and counted in
+// Invariants: the limits hold after every packet; Add's errors are InvalidArgument and counted in
 // malformed, nothing else is; a datagram out is a whole IPv4 packet (version 4, tot_len its
 // size, MF and offset clear, right checksum); FragmentIpv4 refuses it only for DF or broken
 // options, else every fragment fits the MTU with a right checksum, and the round trip gives the
@@ -93,10 +93,13 @@ void CheckRoundTrip(const Bytes& d, size_t mtu, bool reverse) {
   auto pieces = fragments::FragmentIpv4(d, mtu);
   const size_t header_length = size_t{d[0] & 0x0fu} * 4;
   if (!pieces.ok()) {
-    Check(pieces.status().code() == absl::StatusCode::kInvalidArgument);
     const bool dont_fragment = Get16(d, 6) & fragments::kIpv4FlagDontFragment;
-    Check((dont_fragment && d.size() > mtu) ||
-          !OptionsParse(std::span<const uint8_t>(d).subspan(20, header_length - 20)));
+    const bool options_parse = OptionsParse(std::span<const uint8_t>(d).subspan(20, header_length - 20));
+    if (pieces.status().code() == absl::StatusCode::kFailedPrecondition) {
+      Check(dont_fragment && d.size() > mtu && options_parse);  // refused for DF only
+    } else {
+      Check(pieces.status().code() == absl::StatusCode::kInvalidArgument && !options_parse);
+    }
     return;
   }
   Check(!pieces->empty());

@@ -631,7 +631,7 @@ TEST_CASE("fragments: DF set and too big is refused", "[fragments]") {
   const Bytes p = Packet(df, Payload(1481));
   auto out = FragmentIpv4(p, 1500);
   REQUIRE_FALSE(out.ok());
-  CHECK(out.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(out.status().code() == absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("fragments: MTU edge cases", "[fragments]") {
