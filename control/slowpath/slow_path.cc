@@ -176,7 +176,7 @@ void SlowPath::Reassemble(const fragments::ReassemblyContext& context, std::span
 }
 
 void SlowPath::ReadRawSocket() {
-  std::vector<uint8_t> buf(65536);
+  std::vector<uint8_t>& buf = raw_buffer_;
   for (size_t i = 0; i < kMaxRawBatch; ++i) {
     sockaddr_in6 from{};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))];

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -58,6 +59,7 @@ class SlowPath {
   fragments::Ipv4Reassembler reassembler_;
   ::ring_buffer* ring_ = nullptr;
   int raw_fd_ = -1;
+  std::vector<uint8_t> raw_buffer_ = std::vector<uint8_t>(65536);  // one IPv6 payload at most
   int epoll_fd_ = -1;
   int stop_fd_ = -1;  // eventfd: wakes the thread to stop
   std::thread thread_;
