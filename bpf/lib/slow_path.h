@@ -22,13 +22,14 @@ static __always_inline int slow_path_run(struct xdp_md *ctx)
 	return m->magic == AFTR_SLOW_META_MAGIC;
 }
 
-/* In a slow-path run, reports where the frame goes; out of line so that the session-creation
- * chain (at the verifier's stack limit) gains no locals. */
+/* In a slow-path run (callers have checked slow_path_run), reports where the frame goes; out
+ * of line so that the session-creation chain (at the verifier's stack limit) gains no locals.
+ * The bounds are checked again for the verifier, which does not carry them across the call. */
 static __noinline int slow_path_note(struct xdp_md *ctx, __u32 ifindex, __u32 mtu)
 {
 	struct aftr_slow_meta *m = (void *)(long)ctx->data_meta;
 
-	if ((void *)(m + 1) > (void *)(long)ctx->data || m->magic != AFTR_SLOW_META_MAGIC)
+	if ((void *)(m + 1) > (void *)(long)ctx->data)
 		return 0;
 	m->egress_ifindex = ifindex;
 	m->mtu = mtu;
