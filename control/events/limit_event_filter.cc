@@ -136,9 +136,9 @@ absl::Status LimitEventFilter::FlushAll() {
 
 std::vector<std::pair<const char*, uint64_t>> LimitEventFilter::suppressed_by_type() const {
   std::vector<std::pair<const char*, uint64_t>> out;
-  for (EventType t : {EventType::kPortsExhausted, EventType::kAddressPortsExhausted,
-                      EventType::kAddressExhausted, EventType::kSessionLimit,
-                      EventType::kSessionTableFull, EventType::kSubscriberTableFull}) {
+  for (int value = 0; value < 256; ++value) {
+    const EventType t = static_cast<EventType>(value);
+    if (!IsLimitEvent(t)) continue;  // the one list of limit types
     out.emplace_back(EventCode(t), suppressed_[static_cast<uint8_t>(t)].load(std::memory_order_relaxed));
   }
   return out;
