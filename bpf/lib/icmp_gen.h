@@ -65,11 +65,12 @@ static __always_inline int icmp_rate_take(void)
  *
  *   from the Internet  ours (the packet's destination, a public address) -> its source,
  *                      out by a FIB lookup toward the source (the route back need not be
- *                      the interface it came in on), XDP_PASS when the neighbour is not
- *                      resolved yet (the kernel forwards the error)
+ *                      the interface it came in on: asymmetric routing is common on the
+ *                      Internet side), XDP_PASS when the neighbour is not resolved yet (the
+ *                      kernel forwards the error)
  *   from a B4          192.0.0.1 -> the inner source, in IPv6 from the softwire address the
- *                      B4 used to the B4, XDP_TX with the MACs swapped (back to the router
- *                      it came from: the B4 side is where it came from)
+ *                      B4 used to the B4, back out of the interface it came in on with the
+ *                      MACs swapped (the B4 side is where it came from; no lookup)
  *
  * The error quotes the IPv4 header and the 8 bytes after it as the source sent them
  * (untranslated; RFC 792's minimum, all that the host needs to find its socket), has TTL 64,
@@ -80,7 +81,7 @@ static __always_inline int icmp_rate_take(void)
  * than its header and 8 bytes, from or to an address of icmp_addr_ok's exceptions, or past
  * this CPU's rate (counted icmp_rate_limited).
  *
- * Returns only constants (XDP_TX, XDP_REDIRECT, XDP_PASS or a drop reason), never 0: the
+ * Returns only constants (XDP_REDIRECT, XDP_PASS or a drop reason), never 0: the
  * callers that go on with the packet when a check returns 0 have had its pointers
  * invalidated by the head adjustment, and the verifier must see that they cannot. */
 static __noinline int icmp_error_gen(struct xdp_md *ctx, struct aftr_counter_row *ctr,
@@ -193,12 +194,11 @@ static __noinline int icmp_error_gen(struct xdp_md *ctx, struct aftr_counter_row
 
 	enum aftr_counter sent = type == ICMP_DEST_UNREACH ? AFTR_C_ICMP_FRAG_NEEDED_SENT
 							    : AFTR_C_ICMP_TIME_EXCEEDED_SENT;
+	__u32 ifindex = ctx->ingress_ifindex;
 	if (outer) {
 		__builtin_memcpy(eth->h_dest, macs + ETH_ALEN, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, macs, ETH_ALEN);
-		stat_inc(ctr, sent);
-		stat_inc(ctr, AFTR_C_TX_SAME_IF);
-		return XDP_TX;
+		goto send;
 	}
 	struct bpf_fib_lookup p = {
 		.family = AF_INET,
@@ -217,14 +217,16 @@ static __noinline int icmp_error_gen(struct xdp_md *ctx, struct aftr_counter_row
 		return DROP(DROP_FIB_FAILED);
 	__builtin_memcpy(eth->h_dest, p.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, p.smac, ETH_ALEN);
-	stat_inc(ctr, sent);
-	if (p.ifindex == ctx->ingress_ifindex) {
-		stat_inc(ctr, AFTR_C_TX_SAME_IF);
-		return XDP_TX;
-	}
-	stat_inc(ctr, AFTR_C_TX_REDIRECT);
-	if (bpf_redirect(p.ifindex, 0) != XDP_REDIRECT)
+	ifindex = p.ifindex;
+send:
+	/* A redirect even back out of the interface it came in on: XDP_TX on a veth whose peer
+	 * runs no XDP program leaves the frame in the peer's ring without waking it (veth's
+	 * XDP_TX flush wakes only an XDP peer; a redirect's flush always does). Errors are rare:
+	 * the redirect's cost does not matter. */
+	if (bpf_redirect(ifindex, 0) != XDP_REDIRECT)
 		return DROP(DROP_INTERNAL);
+	stat_inc(ctr, sent);
+	stat_inc(ctr, AFTR_C_TX_REDIRECT);
 	return XDP_REDIRECT;
 }
 

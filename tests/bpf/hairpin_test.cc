@@ -344,8 +344,8 @@ TEST_CASE("hairpin: the TTL is checked and decremented once", "[hairpin][ttl]") 
   CounterValues before = h.Counters();
   RunResult r = h.Run(FromB4(kB4a, kInner, target.addr).Ttl(1).Udp(kInnerPort, target.port).Build());
   // Expired: "time exceeded" back to the sender from 192.0.0.1, through its softwire.
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
-  CHECK(CounterDiff(before, h.Counters()) == "rx_packets=1 tx_same_if=1 icmp_time_exceeded_sent=1");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
+  CHECK(CounterDiff(before, h.Counters()) == "rx_packets=1 tx_redirect=1 icmp_time_exceeded_sent=1");
 }
 
 }  // namespace

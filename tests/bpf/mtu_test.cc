@@ -79,10 +79,11 @@ TEST_CASE("mtu: oversize DF from the Internet gets fragmentation needed naming t
   Bytes big = InboundOfLength(m, 1361);
   before = h.Counters();
   RunResult r = h.Run(big);
-  // Back out of the Internet side toward the source: the same interface here.
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  // Back out of the Internet side toward the source (redirected, even to the interface it
+  // came in on).
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
   CHECK(CounterDiff(before, h.Counters()) ==
-        "rx_packets=1 tx_same_if=1 icmp_frag_needed_sent=1");
+        "rx_packets=1 tx_redirect=1 icmp_frag_needed_sent=1");
   std::optional<Frame> f = ParseFrame(r.out);
   REQUIRE(f);
   CHECK(f->ether_type == kEtherTypeIpv4);
@@ -110,9 +111,9 @@ TEST_CASE("mtu: oversize DF from a B4 gets fragmentation needed from 192.0.0.1 t
     CounterValues before = hc.Counters();
     RunResult r = hc.Run(big);
     INFO("fib cache " << cache_ms << " ms");
-    CHECK(VerdictName(r.verdict) == "XDP_TX");
+    CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
     CHECK(CounterDiff(before, hc.Counters()) ==
-          "rx_packets=1 tx_same_if=1 icmp_frag_needed_sent=1");
+          "rx_packets=1 tx_redirect=1 icmp_frag_needed_sent=1");
     std::optional<Frame> f = ParseFrame(r.out);
     REQUIRE(f);
     // Back where it came from: the B4's router, in IPv6 from the softwire address to the B4.
@@ -141,7 +142,7 @@ TEST_CASE("mtu: the session's cached route MTU toward the B4 counts when smaller
   CHECK(VerdictName(fits.verdict) == "XDP_REDIRECT");
   Bytes big = InboundOfLength(m, 1461);
   RunResult r = h.Run(big);
-  REQUIRE(VerdictName(r.verdict) == "XDP_TX");
+  REQUIRE(VerdictName(r.verdict) == "XDP_REDIRECT");
   CHECK(ExpectIcmpError(r.out, kUnreach, kFragNeeded, m.addr, kRemote,
                         Bytes(big.begin() + kIp4Off, big.end())) == 1460);
 }
@@ -172,9 +173,9 @@ TEST_CASE("mtu: an expired TTL gets time exceeded, both ways, with no state made
   Bytes in = FromInternet(kRemote, m.addr).Ttl(1).Udp(kRemotePort, m.port).Payload("late").Build();
   CounterValues before = h.Counters();
   RunResult r = h.Run(in);
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
   CHECK(CounterDiff(before, h.Counters()) ==
-        "rx_packets=1 tx_same_if=1 icmp_time_exceeded_sent=1");
+        "rx_packets=1 tx_redirect=1 icmp_time_exceeded_sent=1");
   CHECK(ExpectIcmpError(r.out, kTimeExceeded, 0, m.addr, kRemote,
                         Bytes(in.begin() + kIp4Off, in.end())) == 0);
 
@@ -183,9 +184,9 @@ TEST_CASE("mtu: an expired TTL gets time exceeded, both ways, with no state made
   Bytes out = FromB4(kB4a).Ttl(1).Udp(kInnerPort + 1, kRemotePort).Payload("late").Build();
   before = h.Counters();
   r = h.Run(out);
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
   CHECK(CounterDiff(before, h.Counters()) ==
-        "rx_packets=1 tx_same_if=1 icmp_time_exceeded_sent=1");
+        "rx_packets=1 tx_redirect=1 icmp_time_exceeded_sent=1");
   CHECK(ExpectIcmpError(r.out, kTimeExceeded, 0, kAftrWellKnown, kInner,
                         Bytes(out.begin() + kInnerIp4Off, out.end())) == 0);
   CHECK(h.SessionsOut().size() == sessions);
@@ -193,7 +194,7 @@ TEST_CASE("mtu: an expired TTL gets time exceeded, both ways, with no state made
 
   // TTL 0 the same; an echo request is answered too (only ICMP errors are not).
   r = h.Run(FromB4(kB4a).Ttl(0).IcmpEcho(9, 1).Build());
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
 }
 
 TEST_CASE("mtu: a relayed fragmentation needed naming more than the softwire carries is "
@@ -250,7 +251,7 @@ TEST_CASE("mtu: no error about an ICMP error, a non-first fragment or a bad sour
   // An oversize echo request with DF is answered (a query, not an error).
   h.Run(FromB4(kB4a).IcmpEcho(77, 1).Build());
   RunResult r = h.Run(FromB4(kB4a).IcmpEcho(77, 2).Payload(Bytes(1600, 'e')).Build());
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
 }
 
 TEST_CASE("mtu: generated errors are rate limited per CPU, and 0 sends none", "[mtu][rate]") {
@@ -267,10 +268,10 @@ TEST_CASE("mtu: generated errors are rate limited per CPU, and 0 sends none", "[
   Bytes late = FromB4(kB4a).Ttl(1).Udp(kInnerPort, kRemotePort).Build();
   int sent = 0;
   CounterValues before = h.Counters();
-  for (int i = 0; i < 6; i++) sent += h.Run(late).verdict == XDP_TX;
+  for (int i = 0; i < 6; i++) sent += h.Run(late).verdict == XDP_REDIRECT;
   CHECK(sent == 3);
   CHECK(CounterDiff(before, h.Counters()) ==
-        "rx_packets=6 tx_same_if=3 icmp_time_exceeded_sent=3 icmp_rate_limited=3 "
+        "rx_packets=6 tx_redirect=3 icmp_time_exceeded_sent=3 icmp_rate_limited=3 "
         "drop_ttl_expired=3");
 
   cfg.icmp_errors_per_second = 0;

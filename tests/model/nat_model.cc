@@ -872,10 +872,11 @@ int Model::IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu) {
 
   const aftr_counter sent = type == kIcmpUnreachable ? AFTR_C_ICMP_FRAG_NEEDED_SENT
                                                      : AFTR_C_ICMP_TIME_EXCEEDED_SENT;
+  // Always a redirect, even out of the ingress interface (never XDP_TX: see icmp_gen.h).
   if (outer) {
     p.Count(sent);
-    p.Count(AFTR_C_TX_SAME_IF);
-    return kTx;
+    p.Count(AFTR_C_TX_REDIRECT);
+    return kRedirect;
   }
   const Route* route = Lookup4(dst);
   if (!route) return Drop(AFTR_C_DROP_FIB_FAILED);
@@ -887,10 +888,6 @@ int Model::IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu) {
   const Mac& smac = config_.net.interface_macs.at(route->ifindex);
   std::memcpy(&f[0], route->gateway_mac.data(), 6);
   std::memcpy(&f[6], smac.data(), 6);
-  if (route->ifindex == p.ingress) {
-    p.Count(AFTR_C_TX_SAME_IF);
-    return kTx;
-  }
   p.Count(AFTR_C_TX_REDIRECT);
   return kRedirect;
 }
