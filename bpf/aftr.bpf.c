@@ -233,6 +233,8 @@ static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counte
 	return fib_send(ctx, eth, &p, ctr);
 }
 
+#include "lib/icmp_gen.h"
+
 /* Out of line (lib/hairpin.h, lib/icmp_error.h): rare paths that must not cost the entry
  * point stack. */
 static __noinline int hairpin_to_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr, __u32 outer);
@@ -293,8 +295,8 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 		return DROP(DROP_MALFORMED_IPV4);
 	if (iph->frag_off & bpf_htons(IPV4_FRAG_MASK))
 		return slow_path_queue(ctx, ctr, AFTR_SLOW_SOFTWIRE_FRAGMENT);
-	if (iph->ttl <= 1)
-		return DROP(DROP_TTL_EXPIRED);
+	if (iph->ttl <= 1) /* before any session is made or refreshed */
+		return icmp_error_gen(ctx, ctr, outer, ICMP_GEN_TIME_EXCEEDED);
 
 	struct l4_view v = {};
 	int rc = l4_parse(iph, ihl, end, 1, &v);
@@ -339,6 +341,11 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 		if (!bpf_map_lookup_elem(&aftr_filter_peers, &fk))
 			bpf_map_update_elem(&aftr_filter_peers, &fk, &now, BPF_ANY);
 	}
+	/* Too big for its egress: an ICMP error or the slow path, about the packet as the host
+	 * sent it (the session stays, as for any packet of the flow). */
+	rc = out_mtu_check(ctx, ctr, s, outer, now);
+	if (rc)
+		return rc;
 
 	l4_rewrite(iph, &iph->saddr, s->public_addr, &v, s->public_port);
 	if (v.tcp)
@@ -434,9 +441,8 @@ static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter
  *
  * then encapsulated toward the B4 exactly like a translated packet (in_encap_send). Type,
  * code and the rest of the ICMP header are left alone: a "fragmentation needed" keeps its
- * next-hop MTU, which describes the IPv4 path beyond us. Not done yet: clamping that MTU to
- * what fits through the softwire (its IPv6 path MTU less the 40-byte header we push), for
- * a router reporting more than the tunnel carries.
+ * next-hop MTU, lowered to softwire_mtu - 40 when the router reports more than the tunnel
+ * carries (counted relayed_mtu_lowered).
  *
  * An error never creates a session and never refreshes one (RFC 5508: errors must not keep
  * mappings alive, or a stream of forged errors would). Filtering applies to the peer the
@@ -544,6 +550,15 @@ static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row 
 	icmp_check = csum_replace16(icmp_check, old_qcheck, q->check);
 	ic->checksum = icmp_check;
 
+	/* The host must learn the smaller of the two paths: the IPv4 one beyond us that the
+	 * router reports, and the softwire's (its MTU less the 40 bytes we push). */
+	if (ic->type == ICMP_DEST_UNREACH && ic->code == ICMP_FRAG_NEEDED &&
+	    bpf_ntohs(ic->un.echo.sequence) > aftr_cfg.softwire_mtu - sizeof(struct ipv6hdr)) {
+		__be16 lowered = bpf_htons(aftr_cfg.softwire_mtu - sizeof(struct ipv6hdr));
+		ic->checksum = csum_replace16(ic->checksum, ic->un.echo.sequence, lowered);
+		ic->un.echo.sequence = lowered;
+		stat_inc(ctr, AFTR_C_RELAYED_MTU_LOWERED);
+	}
 	iph->daddr = inner;
 	iph->check = csum_replace32(iph->check, pub, inner);
 	ipv4_dec_ttl(iph);
@@ -604,15 +619,24 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 			return DROP(DROP_FILTERED);
 	}
 	if (iph->ttl <= 1)
-		return DROP(DROP_TTL_EXPIRED);
+		return icmp_error_gen(ctx, ctr, 0, ICMP_GEN_TIME_EXCEEDED);
 
-	__u64 now = bpf_ktime_get_coarse_ns();
-	session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
+	/* Past the tunnel's MTU (a cheap test first: most packets are far below it): an ICMP
+	 * error or the slow path, about the packet as its source sent it. */
+	__u32 len6 = bpf_ntohs(iph->tot_len) + sizeof(struct ipv6hdr);
+	if (len6 > aftr_cfg.softwire_mtu || (s->fib.stamp && len6 > s->fib.mtu)) {
+		rc = in_mtu_check(ctx, ctr, s);
+		if (rc)
+			return rc;
+	}
 	l4_rewrite(iph, &iph->daddr, s->inner_addr, &v, s->inner_port);
 	if (v.tcp)
 		tcp_clamp_mss(v.tcp, end, ctr);
 	ipv4_dec_ttl(iph);
 	stat_inc(ctr, AFTR_C_IN_TRANSLATED);
+	/* The clock read late: kept across the calls above, it would cost the entry point stack. */
+	__u64 now = bpf_ktime_get_coarse_ns();
+	session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
 	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), now);
 }
 

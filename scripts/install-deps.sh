@@ -9,7 +9,7 @@ packages=(
   libabsl-dev catch2 cmake ninja-build pkg-config g++ prometheus-cpp-dev
   libsqlite3-dev libssl-dev
   # lab, e2e tests, benchmark peers
-  iproute2 iputils-ping curl socat python3 python3-scapy nftables conntrack netsniff-ng tcpdump ethtool
+  iproute2 iputils-ping iputils-tracepath curl socat python3 python3-scapy nftables conntrack netsniff-ng tcpdump ethtool
   python3-grpcio python3-protobuf openssl
   # NAT logging peers: IPFIX decoding, RADIUS accounting client, the attribution index
   tshark freeradius-utils sqlite3

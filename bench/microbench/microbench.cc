@@ -668,6 +668,8 @@ int main(int argc, char** argv) {
   cfg.filtering = AFTR_FILTER_ENDPOINT_INDEPENDENT;
   cfg.tcp_mss_clamp = 1420;
   cfg.hop_limit = 64;
+  cfg.softwire_mtu = 1500;
+  cfg.icmp_errors_per_second = 1000;
   cfg.fib_cache_ticks = AFTR_FIB_MS_TO_TICKS(1000);  // aftrd's default: a session reuses its next hop for 1 s
   cfg.abi_version = AFTR_ABI_VERSION;
   struct {

@@ -141,6 +141,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aftr_if_macs SEC(".maps");
 
+/* The per-CPU token bucket of generated ICMP errors (struct aftr_icmp_bucket). Not pinned:
+ * a reload starts every bucket full again. Writer/reader: XDP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aftr_icmp_bucket);
+} aftr_icmp_budget SEC(".maps");
+
 /* Events for aftrd's log. Writer: XDP. Reader: aftrd's drain thread. Sizing:
  * event_ring_bytes. */
 struct {

@@ -7,9 +7,12 @@
 #define AFTR_SLOW_PATH_H
 
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 #include "lib/maps.h"
 #include "lib/stats.h"
+
+extern const volatile struct aftr_dp_config aftr_cfg;
 
 /* Whether this run is aftrd's slow-path run: metadata holding the magic. A received frame
  * has no metadata (data_meta == data), so the fast path pays one compare. */
@@ -28,9 +31,14 @@ static __always_inline int slow_path_run(struct xdp_md *ctx)
 static __noinline int slow_path_note(struct xdp_md *ctx, __u32 ifindex, __u32 mtu)
 {
 	struct aftr_slow_meta *m = (void *)(long)ctx->data_meta;
+	struct ethhdr *eth = (void *)(long)ctx->data;
 
-	if ((void *)(m + 1) > (void *)(long)ctx->data)
+	if ((void *)(m + 1) > (void *)eth || (void *)(eth + 1) > (void *)(long)ctx->data_end)
 		return 0;
+	/* Toward a B4 (our encapsulation) the tunnel carries softwire_mtu at most, whatever the
+	 * IPv6 route says. */
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6) && mtu > aftr_cfg.softwire_mtu)
+		mtu = aftr_cfg.softwire_mtu;
 	m->egress_ifindex = ifindex;
 	m->mtu = mtu;
 	return 1;

@@ -774,6 +774,8 @@ aftr_dp_config MakeDpConfig(const Config& config) {
                      : AFTR_FILTER_ENDPOINT_INDEPENDENT;
   dp.tcp_mss_clamp = config.tcp_mss_clamp() > 0 ? config.tcp_mss_clamp() : 0;
   dp.hop_limit = config.hop_limit();
+  dp.softwire_mtu = static_cast<uint16_t>(config.softwire_mtu());
+  dp.icmp_errors_per_second = config.icmp_errors_per_second();
   dp.fib_cache_ticks = config.fib_cache_ms() > 0 ? AFTR_FIB_MS_TO_TICKS(config.fib_cache_ms()) : 0;
   AddDeterministicRanges(config, &dp);
   return dp;

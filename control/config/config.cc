@@ -533,6 +533,14 @@ class Validator {
       Error("tcp_mss_clamp", absl::StrCat(mss, " is neither -1 (off) nor in ", kMinTcpMssClamp,
                                           "..", kMaxTcpMssClamp));
     }
+    if (config_.softwire_mtu() < kMinSoftwireMtu || config_.softwire_mtu() > kMaxSoftwireMtu) {
+      Error("softwire_mtu", absl::StrCat(config_.softwire_mtu(), " is not in ", kMinSoftwireMtu,
+                                         "..", kMaxSoftwireMtu));
+    }
+    if (config_.icmp_errors_per_second() > kMaxIcmpErrorsPerSecond) {
+      Error("icmp_errors_per_second", absl::StrCat(config_.icmp_errors_per_second(),
+                                                   " is not in 0..", kMaxIcmpErrorsPerSecond));
+    }
     if (config_.hop_limit() < 1 || config_.hop_limit() > 255) {
       Error("hop_limit", absl::StrCat(config_.hop_limit(), " is not in 1..255"));
     }
@@ -595,7 +603,16 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
 
 void ApplyDefaults(Config* config) {
   if (config->pin_path().empty()) config->set_pin_path(kDefaultPinPath);
-  if (config->tcp_mss_clamp() == 0) config->set_tcp_mss_clamp(kDefaultTcpMssClamp);
+  if (config->softwire_mtu() == 0) config->set_softwire_mtu(kDefaultSoftwireMtu);
+  if (config->tcp_mss_clamp() == 0) {
+    const uint32_t mtu = config->softwire_mtu();
+    config->set_tcp_mss_clamp(mtu >= kMinSoftwireMtu && mtu <= kMaxSoftwireMtu
+                                  ? int32_t(mtu) - kTcpMssClampOverhead
+                                  : kDefaultTcpMssClamp);
+  }
+  if (!config->has_icmp_errors_per_second()) {
+    config->set_icmp_errors_per_second(kDefaultIcmpErrorsPerSecond);
+  }
   if (config->sweep_interval_ms() == 0) config->set_sweep_interval_ms(kDefaultSweepIntervalMs);
   if (config->hop_limit() == 0) config->set_hop_limit(kDefaultHopLimit);
   if (config->event_ring_bytes() == 0) config->set_event_ring_bytes(kDefaultEventRingBytes);

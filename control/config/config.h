@@ -21,7 +21,14 @@ namespace aftr::config {
 
 // Defaults applied by ApplyDefaults to fields left at proto3 zero.
 inline constexpr char kDefaultPinPath[] = "/sys/fs/bpf/aftr";
-inline constexpr int32_t kDefaultTcpMssClamp = 1420;  // 1500 - 40 (softwire IPv6 header) - 40
+inline constexpr uint32_t kDefaultSoftwireMtu = 1500;
+inline constexpr uint32_t kMinSoftwireMtu = 1280;  // IPv6's minimum (RFC 8200)
+inline constexpr uint32_t kMaxSoftwireMtu = 9216;
+// The default MSS clamp is softwire_mtu minus the softwire IPv6 header (40), IPv4 (20) and TCP (20).
+inline constexpr int32_t kTcpMssClampOverhead = 80;
+inline constexpr int32_t kDefaultTcpMssClamp = kDefaultSoftwireMtu - kTcpMssClampOverhead;  // 1420
+inline constexpr uint32_t kDefaultIcmpErrorsPerSecond = 1000;
+inline constexpr uint32_t kMaxIcmpErrorsPerSecond = 1000000;
 inline constexpr int32_t kTcpMssClampOff = -1;
 inline constexpr uint32_t kDefaultSweepIntervalMs = 1000;
 inline constexpr uint32_t kDefaultHopLimit = 64;
@@ -121,7 +128,9 @@ absl::StatusOr<aftr::config::v1::Config> ParseConfig(absl::string_view textproto
 absl::StatusOr<aftr::config::v1::Config> LoadConfigFile(const std::string& path);
 
 // Replaces fields left at their proto3 zero value ("unset") with their defaults.
-// tcp_mss_clamp -1 (off) is kept; filtering UNSPECIFIED becomes ENDPOINT_INDEPENDENT.
+// tcp_mss_clamp -1 (off) is kept, 0 becomes softwire_mtu - 80 (1420 when softwire_mtu is
+// out of range, which validation reports); an unset icmp_errors_per_second becomes 1000
+// (an explicit 0 is kept); filtering UNSPECIFIED becomes ENDPOINT_INDEPENDENT.
 void ApplyDefaults(aftr::config::v1::Config* config);
 
 // Checks a config (after ApplyDefaults). Returns OK or InvalidArgument listing every

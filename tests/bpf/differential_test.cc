@@ -1,6 +1,7 @@
 // Differential test: random sequences of frames (valid flows both ways, hairpinned ones from
 // B4s to our own public addresses, ICMP errors quoting earlier packets from the Internet and
-// from behind B4s, odd and malformed frames, byte flips) go through the production XDP
+// from behind B4s, packets too big for the softwire or the Internet side with and without
+// DF, expiring TTLs, odd and malformed frames, byte flips) go through the production XDP
 // program (BPF_PROG_TEST_RUN) and through the C++ reference model (tests/model); verdicts,
 // output bytes, events and counters must agree after every packet, and the maps (sessions,
 // subscribers, pool bitmaps, filter peers) at checkpoints. Seeds are printed; set
@@ -55,6 +56,7 @@ DiffConfig FilteringConfig() {
   d.cfg.max_sessions_per_sub = 40;
   d.cfg.tcp_mss_clamp = 1400;
   d.cfg.hop_limit = 60;
+  d.cfg.softwire_mtu = 1400;  // inbound packets past 1360 bytes meet the tunnel's MTU
   d.sizes.filter_peers = 1 << 18;  // far from full: LRU eviction is not modelled
   return d;
 }
@@ -66,6 +68,7 @@ DiffConfig TightConfig() {
   d.cfg.pool_prefix_mask[0] = Ip4Addr("255.255.255.255");
   d.cfg.pool_addr_count = 1;
   d.cfg.tcp_mss_clamp = 0;
+  d.cfg.icmp_errors_per_second = 0;  // no ICMP errors generated: every one suppressed
   d.sizes.sessions_out = 300;
   d.sizes.sessions_in = 300;
   d.sizes.subscribers = 20;
@@ -399,7 +402,10 @@ class Generator {
       b.Ttl(uint8_t(Uniform(0, 2)));
     if (Chance(0.03)) b.Ipv4Options(Chance(0.5) ? Bytes{1, 1, 1, 0} : Bytes{0x94, 4, 0, 0});
     if (Chance(0.03)) b.Tos(uint8_t(Uniform(0, 255)));
-    b.Payload(Chance(0.02) ? RandomBytes(Uniform(1400, 1480)) : RandomBytes(Uniform(0, 48)));
+    // Around the MTUs (1400 and 1500 softwires, the 1500-byte Internet side), with DF (the
+    // builder's default: "fragmentation needed") or without (to the slow path).
+    if (Chance(0.04)) b.FragOff(0);
+    b.Payload(Chance(0.06) ? RandomBytes(Uniform(1300, 1490)) : RandomBytes(Uniform(0, 48)));
     if (Chance(0.03)) b.Trailer(RandomBytes(Uniform(1, 20)));
   }
 

@@ -148,21 +148,28 @@ TEST_CASE("fragments: a slow-path run translates a whole oversize packet and rep
     DYNAMIC_SECTION((cache ? "next-hop cache on" : "next-hop cache off")) {
       aftr_dp_config cfg = DefaultConfig();
       if (cache) cfg.fib_cache_ticks = AFTR_FIB_MS_TO_TICKS(60000);
+      cfg.softwire_mtu = 1400;  // below the B4 side's interface MTU: the tunnel's is reported
       Harness h(cfg);
       uint32_t inet_mtu = InterfaceMtu(Net().inet_ifindex);
-      uint32_t b4_mtu = InterfaceMtu(Net().b4_ifindex);
-      // Outbound: a 3000-byte datagram. The fast path refuses it (too big for the route);
-      // the slow path translates it and says: out of inet, MTU inet_mtu.
+      REQUIRE(InterfaceMtu(Net().b4_ifindex) > cfg.softwire_mtu);
+      // Outbound: a 3000-byte datagram without DF. The fast path queues it whole (too big
+      // for the route); the slow path translates it and says: out of inet, MTU inet_mtu.
       Mapping m = TranslateUdp(h, kB4a, kInnerPort);  // the session (and its cached next hop)
-      Bytes big = FromB4(kB4a).Udp(kInnerPort, kRemotePort).Payload(std::string(3000, 'd')).Build();
+      h.DrainSlowPath();
+      Bytes big = FromB4(kB4a).FragOff(0).Udp(kInnerPort, kRemotePort).Payload(std::string(3000, 'd')).Build();
       CounterValues before = h.Counters();
       CHECK(VerdictName(h.Run(big).verdict) == "XDP_DROP");
-      CHECK(CounterDiff(before, h.Counters()) == std::string("rx_packets=1 out_translated=1 ") +
-                                                     (cache ? "" : "") + "drop_too_big=1");
+      CHECK(CounterDiff(before, h.Counters()) == "rx_packets=1 slow_path_queued=1");
+      std::vector<Harness::SlowRecord> q = h.DrainSlowPath();
+      REQUIRE(q.size() == 1);
+      CHECK(q[0].hdr.kind == AFTR_SLOW_OVERSIZE);
+      CHECK(int(q[0].hdr.ifindex) == Net().b4_ifindex);
+      CHECK(q[0].frame == big);
       before = h.Counters();
-      SlowRun s = RunSlow(h, Net().b4_ifindex, big);
+      SlowRun s = RunSlow(h, Net().b4_ifindex, q[0].frame);
       CHECK(VerdictName(s.r.verdict) == "XDP_REDIRECT");
-      CHECK(h.Counters()[AFTR_C_DROP_TOO_BIG] == before[AFTR_C_DROP_TOO_BIG]);
+      CHECK(CounterDiff(before, h.Counters()).find("drop_") == std::string::npos);
+      CHECK(h.Counters()[AFTR_C_SLOW_PATH_QUEUED] == before[AFTR_C_SLOW_PATH_QUEUED]);
       CHECK(h.Counters()[AFTR_C_OUT_TRANSLATED] == before[AFTR_C_OUT_TRANSLATED] + 1);
       CHECK(h.Counters()[AFTR_C_FIB_CACHE_HIT] == before[AFTR_C_FIB_CACHE_HIT] + (cache ? 1 : 0));
       CHECK(s.meta.magic == AFTR_SLOW_META_MAGIC);
@@ -177,15 +184,23 @@ TEST_CASE("fragments: a slow-path run translates a whole oversize packet and rep
       CHECK(out->tot_len == 20 + 8 + 3000);
       CHECK(s.frame.size() == 14 + 20 + 8 + 3000);
 
-      // Inbound: 3000 bytes back to the host, encapsulated toward the B4.
-      Bytes back =
-          FromInternet(kRemote, m.addr).Udp(kRemotePort, m.port).Payload(std::string(3000, 'e')).Build();
+      // Inbound: 3000 bytes back to the host, encapsulated toward the B4; the MTU reported
+      // is the tunnel's (softwire_mtu), smaller than the interface's.
+      Bytes back = FromInternet(kRemote, m.addr).FragOff(0).Udp(kRemotePort, m.port)
+                       .Payload(std::string(3000, 'e')).Build();
       before = h.Counters();
-      s = RunSlow(h, Net().inet_ifindex, back);
+      CHECK(VerdictName(h.Run(back).verdict) == "XDP_DROP");
+      CHECK(CounterDiff(before, h.Counters()) == "rx_packets=1 slow_path_queued=1");
+      q = h.DrainSlowPath();
+      REQUIRE(q.size() == 1);
+      CHECK(q[0].hdr.kind == AFTR_SLOW_OVERSIZE);
+      CHECK(q[0].frame == back);
+      before = h.Counters();
+      s = RunSlow(h, Net().inet_ifindex, q[0].frame);
       CHECK(VerdictName(s.r.verdict) == "XDP_REDIRECT");
       CHECK(CounterDiff(before, h.Counters()).find("drop_") == std::string::npos);
       CHECK(int(s.meta.egress_ifindex) == Net().b4_ifindex);
-      CHECK(s.meta.mtu == b4_mtu);
+      CHECK(s.meta.mtu == cfg.softwire_mtu);
       out = ParseFrame(s.frame);
       REQUIRE(out);
       CHECK(out->has_ipv6);
@@ -195,6 +210,26 @@ TEST_CASE("fragments: a slow-path run translates a whole oversize packet and rep
       CHECK(out->dport == kInnerPort);
     }
   }
+}
+
+TEST_CASE("fragments: a slow-path run answers an expired TTL with time exceeded and reports "
+          "where it goes",
+          "[fragment][slow_path][ttl]") {
+  Harness h;
+  Mapping m = TranslateUdp(h, kB4a, kInnerPort);
+  Bytes late = FromInternet(kRemote, m.addr).Ttl(1).Udp(kRemotePort, m.port).Payload("late").Build();
+  CounterValues before = h.Counters();
+  SlowRun s = RunSlow(h, Net().inet_ifindex, late);
+  CHECK(VerdictName(s.r.verdict) == "XDP_REDIRECT");
+  CHECK(CounterDiff(before, h.Counters()) ==
+        "rx_packets=1 tx_redirect=1 icmp_time_exceeded_sent=1");
+  CHECK(int(s.meta.egress_ifindex) == Net().inet_ifindex);
+  CHECK(s.meta.mtu >= s.frame.size() - 14);
+  std::optional<Frame> out = ParseFrame(s.frame);
+  REQUIRE(out);
+  CHECK(out->has_ipv4);
+  CHECK(out->src == m.addr);
+  CHECK(out->dst == kRemote);
 }
 
 TEST_CASE("fragments: a slow-path run that creates a session emits what the fast path emits",

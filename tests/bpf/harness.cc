@@ -172,6 +172,8 @@ aftr_dp_config ConfigWithPorts(uint16_t port_min, uint16_t port_max, uint16_t bl
   c.tcp_mss_clamp = 1420;
   c.hop_limit = 64;
   c.fib_cache_ticks = 0;  // look up every packet unless a test wants the cache
+  c.softwire_mtu = 1500;
+  c.icmp_errors_per_second = UINT32_MAX;  // never rate limited unless a test wants it
   c.abi_version = AFTR_ABI_VERSION;
   return c;
 }

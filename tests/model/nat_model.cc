@@ -21,6 +21,10 @@ constexpr uint8_t kProtoIcmp = 1, kProtoIpip = 4, kProtoTcp = 6, kProtoUdp = 17;
 constexpr uint8_t kProtoFragment = 44, kProtoDstOpts = 60;
 constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEcho = 8,
                   kIcmpTimeExceeded = 11, kIcmpParameterProblem = 12;
+constexpr uint8_t kCodeFragNeeded = 4;
+constexpr uint16_t kIpv4Df = 0x4000;
+constexpr uint32_t kAftrWellKnownIpv4 = 0xc0000001;  // 192.0.0.1 (RFC 6333 section 5.7)
+constexpr size_t kIcmpErrorHeaders = 28;              // IPv4 and ICMP headers of an error
 constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04;
 // Destination Options (RFC 8200 section 4.2, RFC 2473 section 5.1).
 constexpr uint8_t kOptPad1 = 0, kOptPadN = 1, kOptTunnelEncapLimit = 4;
@@ -341,7 +345,7 @@ int Model::FromB4(Packet& p) {
   Ipv4Header h{ip, f};
   if (payload_len < outer - kIpv6Len + h.tot_len()) return Drop(AFTR_C_DROP_MALFORMED_IPV4);
   if (h.frag_off() & 0x3fff) return SlowPathQueue(p, AFTR_SLOW_SOFTWIRE_FRAGMENT);
-  if (h.ttl() <= 1) return Drop(AFTR_C_DROP_TTL_EXPIRED);
+  if (h.ttl() <= 1) return IcmpErrorGen(p, outer, kIcmpTimeExceeded, 0);
 
   L4View v;
   if (int rc = ParseL4(f, ip, /*outbound=*/true, PoolContains(h.daddr()), v)) return rc;
@@ -360,6 +364,7 @@ int Model::FromB4(Packet& p) {
   SessionOut& s = it->second;
   if (config_.dp.filtering == AFTR_FILTER_ADDRESS_DEPENDENT)
     state_.filter_peers.insert(FilterKey{s.public_addr, remote, s.public_port, key.proto});
+  if (int rc = OutMtuCheck(p, s, outer)) return rc;
 
   Rewrite(f, ip, ip + 12, s.public_addr, v, s.public_port);
   if (v.tcp_off) ClampMss(p, *v.tcp_off);
@@ -411,7 +416,8 @@ int Model::FromInternet(Packet& p) {
       !(s.tcp_flags & AFTR_SESSION_FORWARD) &&
       !state_.filter_peers.count(FilterKey{key.public_addr, h.saddr(), key.public_port, key.proto}))
     return Drop(AFTR_C_DROP_FILTERED);
-  if (h.ttl() <= 1) return Drop(AFTR_C_DROP_TTL_EXPIRED);
+  if (h.ttl() <= 1) return IcmpErrorGen(p, 0, kIcmpTimeExceeded, 0);
+  if (int rc = InMtuCheck(p, s)) return rc;
 
   s.tcp_flags |= v.seen;
   Rewrite(f, ip, ip + 16, s.inner_addr, v, s.inner_port);
@@ -504,6 +510,13 @@ int Model::IcmpErrorFromInternet(Packet& p) {
   change16(q + 10, ChecksumUpdate32(Get16(f, q + 10), pub, inner));
   change16(q + 12, inner >> 16);
   change16(q + 14, inner & 0xffff);
+  // A "fragmentation needed" naming more than the softwire carries is lowered to that.
+  const uint16_t tunnel_mtu = config_.dp.softwire_mtu - kIpv6Len;
+  if (f[icmp] == kIcmpUnreachable && f[icmp + 1] == kCodeFragNeeded &&
+      Get16(f, icmp + 6) > tunnel_mtu) {
+    change16(icmp + 6, tunnel_mtu);
+    p.Count(AFTR_C_RELAYED_MTU_LOWERED);
+  }
 
   Set32(f, ip + 16, inner);
   Set16(f, ip + 10, ChecksumUpdate32(Get16(f, ip + 10), pub, inner));
@@ -755,6 +768,142 @@ int Model::SendOut(Packet& p, FibCache& cache, bool ipv6) {
   }
   if (!ipv6) DecrementTtl(f, l3);
   return send(route->ifindex, route->gateway_mac, smac);
+}
+
+// ---- MTU and the ICMP errors the AFTR makes (RFC 792, 1191, 1812; RFC 6333 5.3/6.3) ----
+
+// The IPv4 route to `dst` (longest prefix), or none.
+const Route* Model::Lookup4(uint32_t dst) const {
+  const Route* route = nullptr;
+  int best = -1;
+  for (const Route4& r : config_.net.routes4) {
+    uint32_t mask = r.len ? ~0u << (32 - r.len) : 0;
+    if (r.len > best && (dst & mask) == r.prefix) route = &r, best = r.len;
+  }
+  return route;
+}
+
+// Internet -> B4, before translation: the tunnel carries softwire_mtu (the session's cached
+// route MTU when smaller and the cache is in use) less the 40 bytes pushed. 0: it fits.
+int Model::InMtuCheck(Packet& p, const SessionIn& s) {
+  Bytes& f = p.buf;
+  uint32_t mtu = config_.dp.softwire_mtu;
+  if (config_.dp.fib_cache_ticks && s.fib.valid && state_.if_macs.count(s.fib.ifindex) &&
+      s.fib.mtu < mtu)
+    mtu = s.fib.mtu;
+  Ipv4Header h{kEthLen, f};
+  if (h.tot_len() + kIpv6Len <= mtu) return 0;
+  if (!(h.frag_off() & kIpv4Df)) return SlowPathQueue(p, AFTR_SLOW_OVERSIZE);
+  return IcmpErrorGen(p, 0, kIcmpUnreachable, uint16_t(mtu - kIpv6Len));
+}
+
+// B4 -> Internet, before translation: the egress MTU from the cache or the FIB; a
+// hairpinned packet goes into another softwire. 0: it fits, or the FIB has no answer here.
+int Model::OutMtuCheck(Packet& p, const SessionOut& s, size_t outer) {
+  Bytes& f = p.buf;
+  Ipv4Header h{kEthLen + outer, f};
+  uint32_t mtu;
+  if (PoolContains(h.daddr())) {
+    mtu = config_.dp.softwire_mtu - kIpv6Len;
+  } else if (config_.dp.fib_cache_ticks && s.fib.valid && state_.if_macs.count(s.fib.ifindex)) {
+    mtu = s.fib.mtu;
+  } else {
+    const Route* route = Lookup4(h.daddr());
+    if (!route || h.tot_len() <= route->mtu) return 0;
+    mtu = route->mtu;
+  }
+  if (h.tot_len() <= mtu) return 0;
+  if (!(h.frag_off() & kIpv4Df)) return SlowPathQueue(p, AFTR_SLOW_OVERSIZE);
+  return IcmpErrorGen(p, outer, kIcmpUnreachable, uint16_t(mtu));
+}
+
+// The packet at `outer` bytes after Ethernet (0: from the Internet; else in a softwire from
+// a B4) becomes an ICMP error about it: from our public address to its source, routed; or
+// from 192.0.0.1 to the inner host in IPv6 back to the B4 (XDP_TX, MACs swapped). It quotes
+// the header and 8 bytes as sent. Never about an ICMP error (only echo and echo reply are
+// answered), a later fragment, a packet shorter than its header and 8 bytes, from or to
+// 0/8, 127/8 or 224/3; none at all when icmp_errors_per_second is 0. (Any other rate: the
+// model has no clock, and never runs out of tokens.)
+int Model::IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu) {
+  Bytes& f = p.buf;
+  const int drop = type == kIcmpTimeExceeded ? Drop(AFTR_C_DROP_TTL_EXPIRED)
+                                             : Drop(AFTR_C_DROP_TOO_BIG);
+  const size_t ip = kEthLen + outer;
+  Ipv4Header h{ip, f};
+  const size_t quote = h.ihl() + 8, l4 = ip + h.ihl();
+  if (h.ihl() < 20 || h.tot_len() < quote || l4 + 8 > f.size()) return drop;
+  if (h.frag_off() & 0x1fff) return drop;
+  auto addr_ok = [](uint32_t a) {
+    uint32_t first = a >> 24;
+    return first != 0 && first != 127 && first < 224;
+  };
+  if (!addr_ok(h.saddr()) || !addr_ok(h.daddr())) return drop;
+  if (h.protocol() == kProtoIcmp && f[l4] != kIcmpEcho && f[l4] != kIcmpEchoReply) return drop;
+  if (config_.dp.icmp_errors_per_second == 0) {
+    p.Count(AFTR_C_ICMP_RATE_LIMITED);
+    return drop;
+  }
+
+  const uint32_t src = outer ? kAftrWellKnownIpv4 : h.daddr(), dst = h.saddr();
+  Bytes out(f.begin(), f.begin() + kEthLen);
+  if (outer) {  // back where it came from: the MACs swapped
+    std::swap_ranges(out.begin(), out.begin() + 6, out.begin() + 6);
+    Set16(out, 12, kEtherTypeIpv6);
+    Bytes ip6(kIpv6Len, 0);
+    ip6[0] = 0x60;
+    Set16(ip6, 4, uint16_t(kIcmpErrorHeaders + quote));
+    ip6[6] = kProtoIpip;
+    ip6[7] = config_.dp.hop_limit;
+    std::memcpy(&ip6[8], &f[kEthLen + 24], 16);   // from the softwire address it was sent to
+    std::memcpy(&ip6[24], &f[kEthLen + 8], 16);   // to the B4
+    out.insert(out.end(), ip6.begin(), ip6.end());
+  } else {
+    Set16(out, 12, kEtherTypeIpv4);
+  }
+  const size_t e4 = out.size();
+  Bytes hdr(kIcmpErrorHeaders, 0);
+  hdr[0] = 0x45;
+  hdr[1] = 0xc0;  // precedence 6, internetwork control
+  Set16(hdr, 2, uint16_t(kIcmpErrorHeaders + quote));
+  hdr[8] = 64;
+  hdr[9] = kProtoIcmp;
+  Set32(hdr, 12, src);
+  Set32(hdr, 16, dst);
+  hdr[20] = type;
+  hdr[21] = type == kIcmpUnreachable ? kCodeFragNeeded : 0;
+  if (type == kIcmpUnreachable) Set16(hdr, 26, mtu);
+  out.insert(out.end(), hdr.begin(), hdr.end());
+  out.insert(out.end(), f.begin() + ip, f.begin() + ip + quote);
+  auto checksum = [&](size_t from, size_t len) {
+    uint32_t sum = 0;
+    for (size_t i = 0; i < len; i += 2) sum += Get16(out, from + i);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    return uint16_t(~sum);
+  };
+  Set16(out, e4 + 10, checksum(e4, 20));
+  Set16(out, e4 + 22, checksum(e4 + 20, 8 + quote));
+  f = std::move(out);
+
+  const aftr_counter sent = type == kIcmpUnreachable ? AFTR_C_ICMP_FRAG_NEEDED_SENT
+                                                     : AFTR_C_ICMP_TIME_EXCEEDED_SENT;
+  // Always a redirect, even out of the ingress interface (never XDP_TX: see icmp_gen.h).
+  if (outer) {
+    p.Count(sent);
+    p.Count(AFTR_C_TX_REDIRECT);
+    return kRedirect;
+  }
+  const Route* route = Lookup4(dst);
+  if (!route) return Drop(AFTR_C_DROP_FIB_FAILED);
+  p.Count(sent);
+  if (route->kind == Route::Kind::kNoNeighbour) {
+    p.Count(AFTR_C_PASS_NO_NEIGH);  // the kernel forwards it
+    return kPass;
+  }
+  const Mac& smac = config_.net.interface_macs.at(route->ifindex);
+  std::memcpy(&f[0], route->gateway_mac.data(), 6);
+  std::memcpy(&f[6], smac.data(), 6);
+  p.Count(AFTR_C_TX_REDIRECT);
+  return kRedirect;
 }
 
 // ---- Sessions, subscribers, port blocks ----

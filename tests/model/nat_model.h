@@ -200,6 +200,10 @@ class Model {
   int PickPort(Packet& p, const SessionOutKey& key, uint8_t softwire_index, uint32_t first_slot);
   int AddBlock(Packet& p, const SessionOutKey& key);
   int SendOut(Packet& p, FibCache& cache, bool ipv6);
+  int InMtuCheck(Packet& p, const SessionIn& s);
+  int OutMtuCheck(Packet& p, const SessionOut& s, size_t outer);
+  int IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu);
+  const Route* Lookup4(uint32_t dst) const;
   void ClampMss(Packet& p, size_t tcp_offset);
   // `public_addr` (host order, 0: none): the address a limit is about.
   void EmitSimple(Packet& p, uint8_t type, const SessionOutKey& key, uint32_t public_addr = 0);

@@ -649,3 +649,51 @@ TEST_CASE("fib_cache_ms defaults to 1000, accepts -1 (off), rejects other negati
   REQUIRE_FALSE(c.ok());
   CHECK(absl::StrContains(c.status().message(), "fib_cache_ms"));
 }
+
+TEST_CASE("softwire_mtu defaults to 1500, bounds the MSS clamp default, and is range checked",
+          "[config]") {
+  const std::string base =
+      "interfaces: \"eth0\" softwire_addresses: \"2001:db8:ffff::1\" "
+      "b4_prefixes: \"2001:db8::/32\" pool_prefixes: \"198.51.100.0/28\" "
+      "log_file: \"/var/log/aftr/events.log\" ";
+  absl::StatusOr<aftr::config::v1::Config> c = aftr::config::ParseConfig(base);
+  REQUIRE(c.ok());
+  CHECK(c->softwire_mtu() == 1500);
+  CHECK(c->tcp_mss_clamp() == 1420);
+  c = aftr::config::ParseConfig(base + "softwire_mtu: 1400");
+  REQUIRE(c.ok());
+  CHECK(c->tcp_mss_clamp() == 1320);  // follows the MTU when not set
+  c = aftr::config::ParseConfig(base + "softwire_mtu: 9216 tcp_mss_clamp: -1");
+  REQUIRE(c.ok());
+  CHECK(c->tcp_mss_clamp() == -1);  // off stays off
+  c = aftr::config::ParseConfig(base + "softwire_mtu: 1400 tcp_mss_clamp: 1000");
+  REQUIRE(c.ok());
+  CHECK(c->tcp_mss_clamp() == 1000);
+  for (const char* bad : {"1279", "9217", "70000"}) {
+    c = aftr::config::ParseConfig(base + "softwire_mtu: " + bad);
+    REQUIRE_FALSE(c.ok());
+    CHECK(absl::StrContains(c.status().message(), std::string("softwire_mtu: ") + bad +
+                                                      " is not in 1280..9216"));
+  }
+}
+
+TEST_CASE("icmp_errors_per_second defaults to 1000 when unset, keeps an explicit 0, caps at "
+          "1000000",
+          "[config]") {
+  const std::string base =
+      "interfaces: \"eth0\" softwire_addresses: \"2001:db8:ffff::1\" "
+      "b4_prefixes: \"2001:db8::/32\" pool_prefixes: \"198.51.100.0/28\" "
+      "log_file: \"/var/log/aftr/events.log\" ";
+  absl::StatusOr<aftr::config::v1::Config> c = aftr::config::ParseConfig(base);
+  REQUIRE(c.ok());
+  CHECK(c->icmp_errors_per_second() == 1000);
+  c = aftr::config::ParseConfig(base + "icmp_errors_per_second: 0");
+  REQUIRE(c.ok());
+  CHECK(c->has_icmp_errors_per_second());
+  CHECK(c->icmp_errors_per_second() == 0);
+  c = aftr::config::ParseConfig(base + "icmp_errors_per_second: 1000000");
+  REQUIRE(c.ok());
+  c = aftr::config::ParseConfig(base + "icmp_errors_per_second: 1000001");
+  REQUIRE_FALSE(c.ok());
+  CHECK(absl::StrContains(c.status().message(), "icmp_errors_per_second"));
+}

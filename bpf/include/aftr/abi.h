@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 12
+#define AFTR_ABI_VERSION 13
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -55,6 +55,10 @@
 	X(EVENT_LOST, "event_lost")                                            \
 	X(SLOW_PATH_QUEUED, "slow_path_queued")                                \
 	X(PASS_IPV6_FRAGMENT, "pass_ipv6_fragment")                            \
+	X(ICMP_FRAG_NEEDED_SENT, "icmp_frag_needed_sent")                      \
+	X(ICMP_TIME_EXCEEDED_SENT, "icmp_time_exceeded_sent")                  \
+	X(ICMP_RATE_LIMITED, "icmp_rate_limited")                              \
+	X(RELAYED_MTU_LOWERED, "relayed_mtu_lowered")                          \
 	/* drop reasons: every XDP_DROP increments exactly one of these */     \
 	X(DROP_MALFORMED_ETH, "drop_malformed_eth")                            \
 	X(DROP_MALFORMED_IPV6, "drop_malformed_ipv6")                          \
@@ -154,6 +158,9 @@ struct aftr_dp_config {
 	__u32 abi_version;
 	__u32 det_count;           /* deterministic ranges in det[]; their pool prefixes are also
 	                            * in pool_prefix_addr/mask (inbound) */
+	__u16 softwire_mtu;        /* IPv6 MTU of the path to the B4s (1280..9216) */
+	__u16 pad1;
+	__u32 icmp_errors_per_second; /* ICMP errors each CPU may generate; 0: none */
 	struct aftr_det_range det[AFTR_MAX_DET_RANGES];
 };
 
@@ -239,6 +246,14 @@ struct aftr_fib_cache {
 	__u32 ifindex;
 	__u8 dmac[6];
 	__u16 mtu; /* of the route/device, from the lookup: larger packets are dropped too big */
+};
+
+/* aftr_icmp_budget (per-CPU array of 1, XDP only, not pinned): the token bucket of the ICMP
+ * errors this CPU generates. Tokens are kept as nanoseconds of credit: each error costs
+ * 1e9 / icmp_errors_per_second, the credit grows with time up to one second's worth. */
+struct aftr_icmp_bucket {
+	__u64 credit_ns;
+	__u64 last_ns;
 };
 
 /* aftr_if_macs (array, index = ifindex): the MAC of each egress interface seen by the FIB. */
