@@ -240,6 +240,13 @@ static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counte
 static __noinline int hairpin_to_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr, __u32 outer);
 static __noinline int icmp_error_out(struct xdp_md *ctx, struct aftr_counter_row *ctr, __u32 outer);
 static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row *ctr);
+static __noinline int icmp6_error_from_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr);
+#define IPPROTO_ICMPV6_ 58 /* <linux/in6.h> defines IPPROTO_ICMPV6 only without libc headers */
+/* icmp6_error_from_b4: the frame is now the quoted IPv4 packet translated back; the caller
+ * hands it to icmp_error_gen with the error in the low bits (ICMP_GEN without its bit 31).
+ * Neither an XDP action nor a drop reason (positive, past them). */
+#define ICMP6_ERROR_GEN (1 << 30)
+#define ICMP6_GEN_WHAT(rc) (((__u32)(rc) & (ICMP6_ERROR_GEN - 1)) | ICMP_GEN_TRANSLATED)
 
 /* B4 → Internet: decapsulate, translate the source, forward. A packet to one of our own
  * public addresses is hairpinned instead (hairpin_to_b4). */
@@ -280,6 +287,12 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 		}
 	}
 	if (next != IPPROTO_IPIP) {
+		/* An ICMPv6 error about a softwire packet is translated for the Internet host. */
+		if (ip6->nexthdr == IPPROTO_ICMPV6_) {
+			int rc = icmp6_error_from_b4(ctx, ctr);
+			/* icmp_error_gen called from here: one call deeper would pass the limit. */
+			return rc >= ICMP6_ERROR_GEN ? icmp_error_gen(ctx, ctr, 0, ICMP6_GEN_WHAT(rc)) : rc;
+		}
 		stat_inc(ctr, AFTR_C_PASS_LOCAL_CONTROL); /* PCP, ICMPv6, management */
 		return XDP_PASS;
 	}
@@ -568,6 +581,7 @@ static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row 
 
 #include "lib/hairpin.h"
 #include "lib/icmp_error.h"
+#include "lib/icmp6_error.h"
 
 /* Internet → B4: translate the destination back, encapsulate, forward. */
 static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_counter_row *ctr,
@@ -621,10 +635,12 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	if (iph->ttl <= 1)
 		return icmp_error_gen(ctx, ctr, 0, ICMP_GEN_TIME_EXCEEDED);
 
-	/* Past the tunnel's MTU (a cheap test first: most packets are far below it): an ICMP
-	 * error or the slow path, about the packet as its source sent it. */
+	/* Past the tunnel's MTU (a cheap test first: most packets are far below it; a learned
+	 * per-B4 MTU only while one is live, and never below 1280): an ICMP error or the slow
+	 * path, about the packet as its source sent it. */
 	__u32 len6 = bpf_ntohs(iph->tot_len) + sizeof(struct ipv6hdr);
-	if (len6 > aftr_cfg.softwire_mtu || (s->fib.stamp && len6 > s->fib.mtu)) {
+	if (len6 > aftr_cfg.softwire_mtu || (s->fib.stamp && len6 > s->fib.mtu) ||
+	    (len6 > AFTR_IPV6_MIN_MTU && aftr_b4_mtu_live_until_ns)) {
 		rc = in_mtu_check(ctx, ctr, s);
 		if (rc)
 			return rc;

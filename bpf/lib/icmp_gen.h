@@ -19,10 +19,15 @@
 #define ICMP_ERROR_HDRS 28      /* the error's IPv4 header and ICMP header */
 #define ICMP_QUOTE_MAX (60 + 8) /* the quoted IPv4 header and the 8 bytes after it */
 
-/* What icmp_error_gen is asked for: the ICMP type above bit 16, the next-hop MTU of a
- * "fragmentation needed" below. */
-#define ICMP_GEN_FRAG_NEEDED(mtu) ((ICMP_DEST_UNREACH << 16) | ((mtu) & 0xffff))
-#define ICMP_GEN_TIME_EXCEEDED (ICMP_TIME_EXCEEDED << 16)
+/* What icmp_error_gen is asked for: the ICMP code in bits 24-30, the type in bits 16-23, the
+ * next-hop MTU of a "fragmentation needed" below; bit 31 (ICMP_GEN_TRANSLATED) marks an error
+ * translated from ICMPv6 (lib/icmp6_error.h): counted icmp6_error_translated, and a refusal is
+ * drop_icmp6_error_not_sent. */
+#define ICMP_GEN_TRANSLATED (1u << 31)
+#define ICMP_GEN(type, code, mtu) \
+	((((__u32)(code) & 0x7f) << 24) | ((__u32)(type) << 16) | ((mtu) & 0xffff))
+#define ICMP_GEN_FRAG_NEEDED(mtu) ICMP_GEN(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu)
+#define ICMP_GEN_TIME_EXCEEDED ICMP_GEN(ICMP_TIME_EXCEEDED, 0, 0)
 
 /* Whether an address may be the subject of an error (RFC 1122 3.2.2, RFC 1812 4.3.2.7):
  * not "this network" (0/8), loopback, multicast, reserved or broadcast. */
@@ -88,7 +93,9 @@ static __noinline int icmp_error_gen(struct xdp_md *ctx, struct aftr_counter_row
 				     __u32 outer, __u32 what)
 {
 	__u8 type = what >> 16;
-	int drop = type == ICMP_TIME_EXCEEDED ? DROP(DROP_TTL_EXPIRED) : DROP(DROP_TOO_BIG);
+	int drop = what & ICMP_GEN_TRANSLATED	      ? DROP(DROP_ICMP6_ERROR_NOT_SENT)
+		   : type == ICMP_TIME_EXCEEDED ? DROP(DROP_TTL_EXPIRED)
+						: DROP(DROP_TOO_BIG);
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -177,7 +184,7 @@ static __noinline int icmp_error_gen(struct xdp_md *ctx, struct aftr_counter_row
 
 	struct icmphdr *ic = (void *)(e4 + 1);
 	ic->type = type;
-	ic->code = type == ICMP_DEST_UNREACH ? ICMP_FRAG_NEEDED : 0;
+	ic->code = (what >> 24) & 0x7f;
 	ic->checksum = 0;
 	ic->un.echo.id = 0;
 	ic->un.echo.sequence = type == ICMP_DEST_UNREACH ? bpf_htons(what & 0xffff) : 0;
@@ -192,8 +199,9 @@ static __noinline int icmp_error_gen(struct xdp_md *ctx, struct aftr_counter_row
 	}
 	ic->checksum = ~csum_fold32(sum);
 
-	enum aftr_counter sent = type == ICMP_DEST_UNREACH ? AFTR_C_ICMP_FRAG_NEEDED_SENT
-							    : AFTR_C_ICMP_TIME_EXCEEDED_SENT;
+	enum aftr_counter sent = what & ICMP_GEN_TRANSLATED  ? AFTR_C_ICMP6_ERROR_TRANSLATED
+				 : type == ICMP_DEST_UNREACH ? AFTR_C_ICMP_FRAG_NEEDED_SENT
+							     : AFTR_C_ICMP_TIME_EXCEEDED_SENT;
 	__u32 ifindex = ctx->ingress_ifindex;
 	if (outer) {
 		__builtin_memcpy(eth->h_dest, macs + ETH_ALEN, ETH_ALEN);
@@ -242,8 +250,9 @@ static __always_inline int oversize_to_slow_path(struct xdp_md *ctx, struct aftr
 }
 
 /* Internet → B4, before translation: 0 when the packet fits the tunnel, else its verdict.
- * The tunnel's MTU is softwire_mtu, or the session's cached IPv6 route MTU when that is
- * smaller and the cache is in use; the IPv4 packet gets that less the 40 bytes we push. */
+ * The tunnel's MTU is softwire_mtu, or the session's cached IPv6 route MTU or the MTU a Packet
+ * Too Big taught us toward its B4 when smaller (the cache in use, the learned one live); the
+ * IPv4 packet gets that less the 40 bytes we push. */
 static __noinline __attribute__((unused)) int in_mtu_check(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 				   struct aftr_session_in *s)
 {
@@ -256,9 +265,12 @@ static __noinline __attribute__((unused)) int in_mtu_check(struct xdp_md *ctx, s
 	if ((void *)(iph + 1) > end)
 		return DROP(DROP_INTERNAL);
 	__u32 mtu = aftr_cfg.softwire_mtu;
-	if (fib_cache_hit(&s->fib, bpf_ktime_get_coarse_ns() >> AFTR_FIB_TICK_SHIFT) &&
-	    s->fib.mtu < mtu)
+	__u64 now = bpf_ktime_get_coarse_ns();
+	if (fib_cache_hit(&s->fib, now >> AFTR_FIB_TICK_SHIFT) && s->fib.mtu < mtu)
 		mtu = s->fib.mtu;
+	__u32 learned = b4_mtu_live(s->b4, now); /* from a Packet Too Big (lib/b4_mtu.h) */
+	if (learned && learned < mtu)
+		mtu = learned;
 	if (bpf_ntohs(iph->tot_len) + sizeof(struct ipv6hdr) <= mtu)
 		return 0;
 	if (!(iph->frag_off & bpf_htons(IPV4_DF)))

@@ -150,6 +150,16 @@ struct {
 	__type(value, struct aftr_icmp_bucket);
 } aftr_icmp_budget SEC(".maps");
 
+/* The per-B4 tunnel MTU learned from ICMPv6 Packet Too Big (struct aftr_b4_mtu). LRU: a
+ * flood of forged errors evicts old entries (a forgotten MTU is relearned from the next
+ * error) and never fills it. Not pinned: a reload relearns. Writer/reader: XDP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AFTR_B4_MTU_ENTRIES);
+	__type(key, struct aftr_subscriber_key);
+	__type(value, struct aftr_b4_mtu);
+} aftr_b4_mtu SEC(".maps");
+
 /* Events for aftrd's log. Writer: XDP. Reader: aftrd's drain thread. Sizing:
  * event_ring_bytes. */
 struct {

@@ -11,6 +11,7 @@
 #include <bpf/bpf_helpers.h>
 #include "lib/maps.h"
 #include "lib/stats.h"
+#include "lib/b4_mtu.h"
 
 extern const volatile struct aftr_dp_config aftr_cfg;
 
@@ -36,9 +37,17 @@ static __noinline int slow_path_note(struct xdp_md *ctx, __u32 ifindex, __u32 mt
 	if ((void *)(m + 1) > (void *)eth || (void *)(eth + 1) > (void *)(long)ctx->data_end)
 		return 0;
 	/* Toward a B4 (our encapsulation) the tunnel carries softwire_mtu at most, whatever the
-	 * IPv6 route says. */
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6) && mtu > aftr_cfg.softwire_mtu)
-		mtu = aftr_cfg.softwire_mtu;
+	 * IPv6 route says, and less when a Packet Too Big taught us less (lib/b4_mtu.h). */
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if (mtu > aftr_cfg.softwire_mtu)
+			mtu = aftr_cfg.softwire_mtu;
+		if ((void *)(ip6 + 1) <= (void *)(long)ctx->data_end) {
+			__u32 learned = b4_mtu_live(&ip6->daddr, bpf_ktime_get_coarse_ns());
+			if (learned && learned < mtu)
+				mtu = learned;
+		}
+	}
 	m->egress_ifindex = ifindex;
 	m->mtu = mtu;
 	return 1;

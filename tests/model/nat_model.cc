@@ -18,7 +18,7 @@ constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
 constexpr size_t kEthLen = 14;
 constexpr size_t kIpv6Len = 40;
 constexpr uint8_t kProtoIcmp = 1, kProtoIpip = 4, kProtoTcp = 6, kProtoUdp = 17;
-constexpr uint8_t kProtoFragment = 44, kProtoDstOpts = 60;
+constexpr uint8_t kProtoFragment = 44, kProtoIcmpv6 = 58, kProtoDstOpts = 60;
 constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEcho = 8,
                   kIcmpTimeExceeded = 11, kIcmpParameterProblem = 12;
 constexpr uint8_t kCodeFragNeeded = 4;
@@ -334,6 +334,7 @@ int Model::FromB4(Packet& p) {
     }
   }
   if (next != kProtoIpip) {
+    if (f[ip6 + 6] == kProtoIcmpv6) return Icmp6ErrorFromB4(p);  // errors about softwire packets
     p.Count(AFTR_C_PASS_LOCAL_CONTROL);  // PCP, ICMPv6, management: the kernel's
     return kPass;
   }
@@ -791,6 +792,8 @@ int Model::InMtuCheck(Packet& p, const SessionIn& s) {
   if (config_.dp.fib_cache_ticks && s.fib.valid && state_.if_macs.count(s.fib.ifindex) &&
       s.fib.mtu < mtu)
     mtu = s.fib.mtu;
+  auto learned = state_.b4_mtu.find(s.b4);  // from a Packet Too Big
+  if (learned != state_.b4_mtu.end() && learned->second < mtu) mtu = learned->second;
   Ipv4Header h{kEthLen, f};
   if (h.tot_len() + kIpv6Len <= mtu) return 0;
   if (!(h.frag_off() & kIpv4Df)) return SlowPathQueue(p, AFTR_SLOW_OVERSIZE);
@@ -824,10 +827,13 @@ int Model::OutMtuCheck(Packet& p, const SessionOut& s, size_t outer) {
 // answered), a later fragment, a packet shorter than its header and 8 bytes, from or to
 // 0/8, 127/8 or 224/3; none at all when icmp_errors_per_second is 0. (Any other rate: the
 // model has no clock, and never runs out of tokens.)
-int Model::IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu) {
+int Model::IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu, int code,
+                        bool translated) {
   Bytes& f = p.buf;
-  const int drop = type == kIcmpTimeExceeded ? Drop(AFTR_C_DROP_TTL_EXPIRED)
-                                             : Drop(AFTR_C_DROP_TOO_BIG);
+  const int drop = translated                  ? Drop(AFTR_C_DROP_ICMP6_ERROR_NOT_SENT)
+                   : type == kIcmpTimeExceeded ? Drop(AFTR_C_DROP_TTL_EXPIRED)
+                                               : Drop(AFTR_C_DROP_TOO_BIG);
+  if (code < 0) code = type == kIcmpUnreachable ? kCodeFragNeeded : 0;
   const size_t ip = kEthLen + outer;
   Ipv4Header h{ip, f};
   const size_t quote = h.ihl() + 8, l4 = ip + h.ihl();
@@ -870,7 +876,7 @@ int Model::IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu) {
   Set32(hdr, 12, src);
   Set32(hdr, 16, dst);
   hdr[20] = type;
-  hdr[21] = type == kIcmpUnreachable ? kCodeFragNeeded : 0;
+  hdr[21] = uint8_t(code);
   if (type == kIcmpUnreachable) Set16(hdr, 26, mtu);
   out.insert(out.end(), hdr.begin(), hdr.end());
   out.insert(out.end(), f.begin() + ip, f.begin() + ip + quote);
@@ -884,8 +890,9 @@ int Model::IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu) {
   Set16(out, e4 + 22, checksum(e4 + 20, 8 + quote));
   f = std::move(out);
 
-  const aftr_counter sent = type == kIcmpUnreachable ? AFTR_C_ICMP_FRAG_NEEDED_SENT
-                                                     : AFTR_C_ICMP_TIME_EXCEEDED_SENT;
+  const aftr_counter sent = translated                 ? AFTR_C_ICMP6_ERROR_TRANSLATED
+                           : type == kIcmpUnreachable ? AFTR_C_ICMP_FRAG_NEEDED_SENT
+                                                      : AFTR_C_ICMP_TIME_EXCEEDED_SENT;
   // Always a redirect, even out of the ingress interface (never XDP_TX: see icmp_gen.h).
   if (outer) {
     p.Count(sent);
@@ -904,6 +911,115 @@ int Model::IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu) {
   std::memcpy(&f[6], smac.data(), 6);
   p.Count(AFTR_C_TX_REDIRECT);
   return kRedirect;
+}
+
+// ---- ICMPv6 errors about softwire packets (RFC 2473 section 8, RFC 6333 5.3/6.3) ----
+
+// An ICMPv6 message to a softwire address. Not an error, or not quoting our encapsulation
+// (an IPv6 header from that address with IPv4 inside, no extension headers): the kernel's,
+// as any ICMPv6. Ours: found by the session of the quoted IPv4 packet (which we sent toward
+// the B4: the Internet host to the inner host), then Parameter Problem dropped, Packet Too Big
+// learned for the B4 (1280..softwire_mtu, never raised) and answered with "fragmentation
+// needed" (MTU - 40) when the quoted packet had DF, Destination Unreachable as host
+// unreachable (administratively prohibited as 3/13), Time Exceeded as 11/0: from the
+// session's public address to the Internet host, quoting the packet translated back as the
+// host sent it (destination and port or echo id public, TTL + 1, checksums updated).
+int Model::Icmp6ErrorFromB4(Packet& p) {
+  Bytes& f = p.buf;
+  const size_t ip6 = kEthLen, ic6 = ip6 + kIpv6Len, q6 = ic6 + 8, q = q6 + kIpv6Len;
+  auto not_ours = [&] {
+    p.Count(AFTR_C_PASS_LOCAL_CONTROL);
+    return int(kPass);
+  };
+  if (ic6 + 8 > f.size() || f[ic6] < 1 || f[ic6] > 4) return not_ours();
+  if (q6 + kIpv6Len > f.size() || f[q6] >> 4 != 6 || f[q6 + 6] != kProtoIpip ||
+      GetIp6(f, q6 + 8) != GetIp6(f, ip6 + 24))
+    return not_ours();
+
+  const uint32_t payload = Get16(f, ip6 + 4);
+  if (ip6 + kIpv6Len + payload > f.size() || payload < 8 + kIpv6Len)
+    return Drop(AFTR_C_DROP_ICMP6_ERROR_MALFORMED);
+  const uint32_t quoted = payload - 8 - kIpv6Len;
+  if (q + 20 > f.size() || quoted < 20) return Drop(AFTR_C_DROP_ICMP6_ERROR_MALFORMED);
+  Ipv4Header qh{q, f};
+  if (f[q] >> 4 != 4 || qh.ihl() < 20 || quoted < qh.ihl() + 8 || (qh.frag_off() & 0x1fff) ||
+      Get16(f, q6 + 4) != qh.tot_len())
+    return Drop(AFTR_C_DROP_ICMP6_ERROR_MALFORMED);
+  const size_t l4 = q + qh.ihl();
+  if (l4 + 8 > f.size()) return Drop(AFTR_C_DROP_ICMP6_ERROR_MALFORMED);
+
+  size_t port_off = l4 + 2;  // the quoted destination port: the inner one
+  std::optional<size_t> check_off;
+  switch (qh.protocol()) {
+    case kProtoTcp: break;  // its checksum is past the 8 bytes the ICMPv4 error quotes
+    case kProtoUdp:
+      if (Get16(f, l4 + 6) != 0) check_off = l4 + 6;
+      break;
+    case kProtoIcmp:
+      if (f[l4] != kIcmpEchoReply) return Drop(AFTR_C_DROP_ICMP6_ERROR_NO_SESSION);
+      port_off = l4 + 4;
+      check_off = l4 + 2;
+      break;
+    default:
+      return Drop(AFTR_C_DROP_ICMP6_ERROR_NO_SESSION);
+  }
+  const Ip6 b4 = GetIp6(f, q6 + 24);
+  auto it = state_.sessions_out.find(SessionOutKey{b4, qh.daddr(), Get16(f, port_off), qh.protocol()});
+  if (it == state_.sessions_out.end()) return Drop(AFTR_C_DROP_ICMP6_ERROR_NO_SESSION);
+  const SessionOut& s = it->second;
+  const uint32_t pub = s.public_addr, remote = qh.saddr(), inner = qh.daddr();
+  const uint16_t pub_port = s.public_port, inner_port = Get16(f, port_off);
+  // The quoted source must be a peer the session hears from (the model holds no PCP sets).
+  if (s.flags & AFTR_SESSION_FILTERED) return Drop(AFTR_C_DROP_FILTERED);
+  if (config_.dp.filtering == AFTR_FILTER_ADDRESS_DEPENDENT && !(s.flags & AFTR_SESSION_FORWARD) &&
+      !state_.filter_peers.count(FilterKey{pub, remote, pub_port, qh.protocol()}))
+    return Drop(AFTR_C_DROP_FILTERED);
+
+  uint8_t type, code = 0;
+  uint16_t mtu4 = 0;
+  switch (f[ic6]) {
+    case 4: return Drop(AFTR_C_DROP_ICMP6_PARAM_PROBLEM);
+    case 3: type = kIcmpTimeExceeded; break;
+    case 1:
+      type = kIcmpUnreachable;
+      code = f[ic6 + 1] == 1 ? 13 : 1;  // administratively prohibited, else host unreachable
+      break;
+    default: {  // Packet Too Big
+      uint32_t mtu = std::max<uint32_t>(Get32(f, ic6 + 4), 1280);
+      if (mtu >= kIpv6Len + Get16(f, q6 + 4)) return Drop(AFTR_C_DROP_ICMP6_ERROR_MALFORMED);
+      mtu = std::min<uint32_t>(mtu, config_.dp.softwire_mtu);
+      auto cur = state_.b4_mtu.find(b4);
+      if (cur == state_.b4_mtu.end() || mtu < cur->second) {
+        state_.b4_mtu[b4] = mtu;
+        p.Count(AFTR_C_ICMP6_PTB_LEARNED);
+      }
+      if (!(qh.frag_off() & kIpv4Df)) return Drop(AFTR_C_DROP_ICMP6_PTB_NO_DF);
+      type = kIcmpUnreachable;
+      code = kCodeFragNeeded;
+      mtu4 = uint16_t(mtu - kIpv6Len);
+    }
+  }
+  if (PoolContains(remote)) return Drop(AFTR_C_DROP_ICMP6_ERROR_NOT_SENT);  // hairpinned
+
+  if (check_off) {
+    uint16_t c = Get16(f, *check_off);
+    if (qh.protocol() == kProtoUdp) c = ChecksumUpdate32(c, inner, pub);
+    c = ChecksumUpdate(c, inner_port, pub_port);
+    if (c == 0 && qh.protocol() == kProtoUdp) c = 0xffff;
+    Set16(f, *check_off, c);
+  }
+  Set16(f, port_off, pub_port);
+  Set32(f, q + 16, pub);
+  Set16(f, q + 10, ChecksumUpdate32(Get16(f, q + 10), inner, pub));
+  if (qh.ttl() < 255) {
+    uint16_t old_word = Get16(f, q + 8);
+    f[q + 8]++;
+    Set16(f, q + 10, ChecksumUpdate(Get16(f, q + 10), old_word, Get16(f, q + 8)));
+  }
+  // The frame becomes the quoted packet behind the Ethernet header, as if from the Internet.
+  f.erase(f.begin() + kEthLen, f.begin() + q);
+  Set16(f, 12, kEtherTypeIpv4);
+  return IcmpErrorGen(p, 0, type, mtu4, code, /*translated=*/true);
 }
 
 // ---- Sessions, subscribers, port blocks ----

@@ -132,6 +132,9 @@ struct State {
   std::vector<PoolAddress> pool;
   std::set<FilterKey> filter_peers;
   std::map<int, Mac> if_macs;  // aftr_if_macs entries marked valid
+  // aftr_b4_mtu: the IPv6 path MTU toward a B4 learned from Packet Too Big. The model has no
+  // clock: an entry never expires (tests run far within AFTR_B4_MTU_TTL_NS).
+  std::map<Ip6, uint32_t> b4_mtu;
   std::array<CounterRow, AFTR_DIR_MAX> counters{};
 };
 
@@ -191,6 +194,7 @@ class Model {
   int IcmpErrorFromInternet(Packet& p);
   int Hairpin(Packet& p, size_t outer);
   int IcmpErrorFromB4(Packet& p, size_t outer);
+  int Icmp6ErrorFromB4(Packet& p);
   int EncapToB4(Packet& p, SessionIn& s);
   int SessionCreate(Packet& p, const SessionOutKey& key, uint8_t softwire_index,
                     uint8_t tcp_flags);
@@ -202,7 +206,10 @@ class Model {
   int SendOut(Packet& p, FibCache& cache, bool ipv6);
   int InMtuCheck(Packet& p, const SessionIn& s);
   int OutMtuCheck(Packet& p, const SessionOut& s, size_t outer);
-  int IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu);
+  // `code` -1: the type's usual one (fragmentation needed, or 0). `translated`: an error
+  // translated from ICMPv6 (other counters and drop reason).
+  int IcmpErrorGen(Packet& p, size_t outer, uint8_t type, uint16_t mtu, int code = -1,
+                   bool translated = false);
   const Route* Lookup4(uint32_t dst) const;
   void ClampMss(Packet& p, size_t tcp_offset);
   // `public_addr` (host order, 0: none): the address a limit is about.

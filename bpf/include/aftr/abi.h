@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 13
+#define AFTR_ABI_VERSION 14
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -59,6 +59,8 @@
 	X(ICMP_TIME_EXCEEDED_SENT, "icmp_time_exceeded_sent")                  \
 	X(ICMP_RATE_LIMITED, "icmp_rate_limited")                              \
 	X(RELAYED_MTU_LOWERED, "relayed_mtu_lowered")                          \
+	X(ICMP6_ERROR_TRANSLATED, "icmp6_error_translated")                    \
+	X(ICMP6_PTB_LEARNED, "icmp6_ptb_learned")                              \
 	/* drop reasons: every XDP_DROP increments exactly one of these */     \
 	X(DROP_MALFORMED_ETH, "drop_malformed_eth")                            \
 	X(DROP_MALFORMED_IPV6, "drop_malformed_ipv6")                          \
@@ -71,6 +73,11 @@
 	X(DROP_UNSUPPORTED_ICMP, "drop_unsupported_icmp")                      \
 	X(DROP_ICMP_ERROR_MALFORMED, "drop_icmp_error_malformed")              \
 	X(DROP_ICMP_ERROR_NO_SESSION, "drop_icmp_error_no_session")            \
+	X(DROP_ICMP6_ERROR_MALFORMED, "drop_icmp6_error_malformed")            \
+	X(DROP_ICMP6_ERROR_NO_SESSION, "drop_icmp6_error_no_session")          \
+	X(DROP_ICMP6_ERROR_NOT_SENT, "drop_icmp6_error_not_sent")              \
+	X(DROP_ICMP6_PTB_NO_DF, "drop_icmp6_ptb_no_df")                        \
+	X(DROP_ICMP6_PARAM_PROBLEM, "drop_icmp6_param_problem")                \
 	X(DROP_UNKNOWN_B4, "drop_unknown_b4")                                  \
 	X(DROP_SUBSCRIBER_RETIRING, "drop_subscriber_retiring")                \
 	X(DROP_SUBSCRIBER_TABLE_FULL, "drop_subscriber_table_full")            \
@@ -254,6 +261,19 @@ struct aftr_fib_cache {
 struct aftr_icmp_bucket {
 	__u64 credit_ns;
 	__u64 last_ns;
+};
+
+/* aftr_b4_mtu (LRU hash, key struct aftr_subscriber_key = the B4's address; XDP only, not
+ * pinned): the IPv6 path MTU toward a B4 learned from an ICMPv6 Packet Too Big about a softwire
+ * packet (RFC 8201), within AFTR_IPV6_MIN_MTU..softwire_mtu, forgotten AFTR_B4_MTU_TTL_NS
+ * after it was learned (RFC 8201 section 4's "at least 5 minutes", 10 recommended). */
+#define AFTR_IPV6_MIN_MTU 1280
+#define AFTR_B4_MTU_TTL_NS (600ull * 1000000000ull)
+#define AFTR_B4_MTU_ENTRIES 16384
+struct aftr_b4_mtu {
+	__u64 learned_ns; /* bpf_ktime_get_coarse_ns() */
+	__u32 mtu;
+	__u32 pad;
 };
 
 /* aftr_if_macs (array, index = ifindex): the MAC of each egress interface seen by the FIB. */
