@@ -245,6 +245,13 @@ std::string CompareState(const Harness& h, const model::Model& m) {
   std::set<model::FilterKey> peers;
   for (const aftr_filter_key& k : h.FilterPeers())
     peers.insert({ntohl(k.public_addr), ntohl(k.remote_addr), ntohs(k.public_port), k.proto});
+  std::map<model::Ip6, uint32_t> mtus;
+  for (const auto& [b4, v] : h.B4Mtus()) {
+    model::Ip6 a;
+    std::memcpy(a.data(), b4.data(), 16);
+    mtus[a] = v.mtu;
+  }
+  diff += MapDiff("b4_mtu", mtus, s.b4_mtu);
   if (peers != s.filter_peers)
     diff += "filter peers: xdp " + std::to_string(peers.size()) + " model " +
             std::to_string(s.filter_peers.size()) + "; ";
@@ -297,9 +304,12 @@ class Generator {
     } else if (what < 77) {
       p.kind = "hairpin";
       p.frame = Hairpin().Build();
-    } else if (what < 84) {
+    } else if (what < 81) {
       p.kind = "icmp error from a b4";
       p.frame = IcmpErrorFromB4();
+    } else if (what < 85) {
+      p.kind = "icmpv6 error about a softwire packet";
+      p.frame = Icmp6Error();
     } else if (what < 88) {
       p.kind = "inbound without session";
       p.frame = InboundStray().Build();
@@ -342,7 +352,8 @@ class Generator {
         r.out[12] == 0x86 && r.out[13] == 0xdd && (f = ParseFrame(r.out)) && f->has_ipv4) {
       Bytes ip = Ipv4Packet(r.out);
       if (!ip.empty()) {
-        delivered_.push_back({f->ip6_dst, f->ip6_src, ip});
+        delivered_.push_back({f->ip6_dst, f->ip6_src, ip,
+                              Bytes(r.out.begin() + 14, r.out.begin() + 14 + 40 + ip.size())});
         if (delivered_.size() > 64) delivered_.pop_front();
       }
     }
@@ -360,6 +371,7 @@ class Generator {
   struct Delivered {
     Ip6 b4, softwire;
     Bytes ip;  // the IPv4 packet the host received
+    Bytes ip6;  // the softwire packet it came in: what an ICMPv6 error about it quotes
   };
 
   template <typename T>
@@ -404,8 +416,8 @@ class Generator {
     if (Chance(0.03)) b.Tos(uint8_t(Uniform(0, 255)));
     // Around the MTUs (1400 and 1500 softwires, the 1500-byte Internet side), with DF (the
     // builder's default: "fragmentation needed") or without (to the slow path).
-    if (Chance(0.04)) b.FragOff(0);
-    b.Payload(Chance(0.06) ? RandomBytes(Uniform(1300, 1490)) : RandomBytes(Uniform(0, 48)));
+    if (Chance(0.06)) b.FragOff(0);
+    b.Payload(Chance(0.08) ? RandomBytes(Uniform(1300, 1490)) : RandomBytes(Uniform(0, 48)));
     if (Chance(0.03)) b.Trailer(RandomBytes(Uniform(1, 20)));
   }
 
@@ -576,6 +588,47 @@ class Generator {
         .Payload(quoted);
     if (Chance(0.03)) b.Ttl(uint8_t(Uniform(0, 2)));
     return b.Build();
+  }
+
+  // An ICMPv6 error from a router toward a B4 (or the B4) about a softwire packet we sent:
+  // Packet Too Big with MTUs around the softwire's, unreachable, time exceeded, parameter
+  // problem, or an informational type; the quote cut anywhere, now and then not ours (another
+  // source, another next header), inconsistent (payload length) or naming another host.
+  Bytes Icmp6Error() {
+    if (delivered_.empty()) return InboundToSession().Build();
+    Delivered d = delivered_[Uniform(0, int(delivered_.size()) - 1)];
+    // Mostly about a packet big enough for a Packet Too Big to be believable.
+    for (int tries = 0; tries < 8 && d.ip6.size() <= 1280 && Chance(0.8); tries++)
+      d = delivered_[Uniform(0, int(delivered_.size()) - 1)];
+    Bytes quoted = d.ip6;
+    switch (Uniform(0, 5)) {
+      case 0: quoted.resize(std::min<size_t>(quoted.size(), 40 + (quoted[40] & 0x0f) * 4 + 8)); break;
+      case 1: quoted.resize(Uniform(1, int(quoted.size()))); break;
+      default: if (quoted.size() > 1232) quoted.resize(1232); break;
+    }
+    if (Chance(0.04) && quoted.size() > 6) quoted[6] = uint8_t(Pick(std::vector<int>{41, 44, 6}));
+    if (Chance(0.04) && quoted.size() > 24) quoted[8 + Uniform(0, 15)] ^= 0x01;   // source
+    if (Chance(0.03) && quoted.size() > 40) quoted[24 + Uniform(0, 15)] ^= 0x01;  // another B4
+    if (Chance(0.03) && quoted.size() > 5) quoted[5] ^= uint8_t(Uniform(1, 255));  // payload len
+    if (Chance(0.04) && quoted.size() > 60) quoted[40 + 16 + Uniform(0, 3)] ^= 0x01;  // inner dst
+    if (Chance(0.03) && quoted.size() > 60) quoted[40 + 6] |= 0x01;  // a later fragment
+    if (Chance(0.03) && quoted.size() > 64) quoted[40 + 20 + Uniform(0, 3)] ^= 0x04;  // ports
+    static const std::vector<uint8_t> types = {1, 2, 2, 2, 3, 4, 128, 129};
+    uint8_t type = Pick(types);
+    static const std::vector<uint32_t> mtus = {0, 1000, 1280, 1300, 1350, 1360, 1400, 1420,
+                                                1450, 1480, 1500, 9000, 0x10000 + 1300};
+    uint32_t mtu = type == 2 ? Pick(mtus) : uint32_t(Uniform(0, 3)) * 7;
+    Bytes icmp6 = {type, uint8_t(Uniform(0, 6)), 0, 0, uint8_t(mtu >> 24), uint8_t(mtu >> 16),
+                   uint8_t(mtu >> 8), uint8_t(mtu)};
+    icmp6.insert(icmp6.end(), quoted.begin(), quoted.end());
+    static const Ip6 kRouter = Ip6Addr("2001:db8:100::fe");
+    PacketBuilder b;
+    b.Eth(Net().b4_local_mac, kB4RouterMac)
+        .Ipv6(Chance(0.7) ? kRouter : d.b4, Chance(0.03) ? kNotSoftwire : d.softwire)
+        .RawIpv6Payload(kProtoIcmpv6, icmp6);
+    Bytes frame = b.Build();
+    if (Chance(0.03) && frame.size() > 14 + 40 + 8) frame.resize(Uniform(14 + 40, int(frame.size()) - 1));
+    return frame;
   }
 
   // Frames the program passes, drops early, or meets rarely.

@@ -382,6 +382,22 @@ std::vector<aftr_filter_key> Harness::FilterPeers() const {
   return keys;
 }
 
+std::vector<std::pair<Ip6, aftr_b4_mtu>> Harness::B4Mtus() const {
+  std::vector<std::pair<Ip6, aftr_b4_mtu>> out;
+  for (const auto& [key, v] : Dump<aftr_subscriber_key, aftr_b4_mtu>(MapFd("aftr_b4_mtu"))) {
+    Ip6 b4;
+    std::memcpy(b4.data(), key.b4, 16);
+    out.emplace_back(b4, v);
+  }
+  return out;
+}
+
+void Harness::SetB4Mtu(const Ip6& b4, const aftr_b4_mtu& value) {
+  aftr_subscriber_key k{};
+  std::memcpy(k.b4, b4.data(), 16);
+  if (bpf_map_update_elem(MapFd("aftr_b4_mtu"), &k, &value, BPF_ANY)) Fail("update b4 mtu", errno);
+}
+
 aftr_pool_addr Harness::PoolAddr(uint32_t index) const {
   aftr_pool_addr v{};
   if (bpf_map_lookup_elem(MapFd("aftr_pool_addrs"), &index, &v)) Fail("lookup pool", errno);

@@ -107,6 +107,9 @@ class Harness {
   size_t SubscriberCount() const;
   size_t FilterPeerCount() const;
   std::vector<aftr_filter_key> FilterPeers() const;
+  // aftr_b4_mtu: the tunnel MTU learned toward each B4 (from ICMPv6 Packet Too Big).
+  std::vector<std::pair<Ip6, aftr_b4_mtu>> B4Mtus() const;
+  void SetB4Mtu(const Ip6& b4, const aftr_b4_mtu& value);
   aftr_pool_addr PoolAddr(uint32_t index) const;
   void SetPoolAddr(uint32_t index, const aftr_pool_addr& value);
   void SetPoolHint(const aftr_pool_hint& hint);
