@@ -271,6 +271,31 @@ void WriteSeeds(const char* dir) {
     Record(in, 2, err);
     seeds.emplace_back("icmp_error_flow", in);
   }
+  {
+    // An ICMPv6 Packet Too Big from the B4's network about a 1400-byte datagram we sent toward
+    // the B4 on the session the first frame made (quoted as far as 1280 bytes allow).
+    Bytes out = from_b4().Udp(40003, 53).Build();
+    Bytes inner4 = PacketBuilder().Ipv4(remote, inner).Udp(53, 40003).Payload(Bytes(1372, 'r')).Build();
+    inner4.erase(inner4.begin(), inner4.begin() + 14);  // the IPv4 packet alone
+    Bytes quoted = {0x60, 0, 0, 0, uint8_t(inner4.size() >> 8), uint8_t(inner4.size()), 4, 64};
+    quoted.insert(quoted.end(), kSoftwire.begin(), kSoftwire.end());
+    quoted.insert(quoted.end(), b4.begin(), b4.end());
+    quoted.insert(quoted.end(), inner4.begin(), inner4.end());
+    quoted.resize(1232);
+    Bytes icmp6 = {2, 0, 0, 0, 0, 0, 0x05, 0x14};  // Packet Too Big, MTU 1300
+    icmp6.insert(icmp6.end(), quoted.begin(), quoted.end());
+    Bytes ptb = PacketBuilder().Eth(n.b4_local_mac, kB4RouterMac).Ipv6(Ip6Addr("2001:db8:100::fe"), kSoftwire)
+                    .RawIpv6Payload(kProtoIcmpv6, icmp6).Build();
+    Bytes in;
+    Record(in, 0, out);
+    Record(in, 0, ptb);
+    seeds.emplace_back("icmpv6_packet_too_big_flow", in);
+    icmp6[0] = 1;  // unreachable, cut to the minimum quote
+    icmp6.resize(8 + 40 + 20 + 8);
+    one("icmpv6_unreachable", PacketBuilder().Eth(n.b4_local_mac, kB4RouterMac)
+                                  .Ipv6(Ip6Addr("2001:db8:100::fe"), kSoftwire)
+                                  .RawIpv6Payload(kProtoIcmpv6, icmp6).Build());
+  }
   one("udp_out", from_b4().Udp(40000, 53).Build());
   one("udp_out_zero_checksum", from_b4().Udp(40000, 53).UdpZeroChecksum().Payload("x").Build());
   one("tcp_syn_mss", from_b4().Tcp(40000, 443, kTcpSyn).TcpMss(1460).Build());
