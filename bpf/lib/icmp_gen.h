@@ -79,7 +79,10 @@ static __always_inline int icmp_rate_take(void)
  *
  * The error quotes the IPv4 header and the 8 bytes after it as the source sent them
  * (untranslated; RFC 792's minimum, all that the host needs to find its socket), has TTL 64,
- * both checksums computed. `what` is ICMP_GEN_FRAG_NEEDED(mtu) or ICMP_GEN_TIME_EXCEEDED.
+ * both checksums computed. `what` is ICMP_GEN_FRAG_NEEDED(mtu) or ICMP_GEN_TIME_EXCEEDED,
+ * or, from icmp6_error_from_b4, ICMP_GEN(type, code, mtu) | ICMP_GEN_TRANSLATED about the
+ * quoted packet it made the frame (then counted icmp6_error_translated, refused as
+ * drop_icmp6_error_not_sent).
  *
  * No error (the packet is dropped as too big or TTL expired) about an ICMP error (RFC 1122
  * 3.2.2: only echo and echo reply are answered), a fragment past the first, a packet shorter
