@@ -39,13 +39,8 @@ failures=0
 in_ns h1 ip link set "$HOST_IF" mtu 1460
 in_ns h2 ip link set "$HOST_IF" mtu 1460
 
-# ctl_counter NAME: one of aftrd's own counters (aftrctl stats).
-ctl_counter() {
-	aftrctl_run --json stats | "$PY" -c \
-		'import json, sys; print(int(json.load(sys.stdin).get("controller_counters", {}).get(sys.argv[1], 0)))' "$1"
-}
-ctl_above() { local got; got=$(ctl_counter "$1"); ((got > $2)) || { echo "    $1 = $got, expected > $2" >&2; return 1; }; }
-no_pending() { [[ $(ctl_counter fragments_pending_datagrams) == 0 ]]; }
+ctl_above() { local got; got=$(aftrctl_counter "$1"); ((got > $2)) || { echo "    $1 = $got, expected > $2" >&2; return 1; }; }
+no_pending() { [[ $(aftrctl_counter fragments_pending_datagrams) == 0 ]]; }
 dp_above() { local got; got=$(aftr_counter "$1"); ((got > $2)) || { echo "    $1 = $got, expected > $2" >&2; return 1; }; }
 
 # big_echo ROLE SIZE: a SIZE-byte datagram to the echo server comes back whole.
@@ -122,7 +117,7 @@ v6frag_exchange() {
 	grep -q "^3000 True$" "$TOPO_TMP/v6frag.out"
 }
 pass_before=$(aftr_counter pass_ipv6_fragment)
-kernel_before=$(ctl_counter slow_path_from_kernel)
+kernel_before=$(aftrctl_counter slow_path_from_kernel)
 check "b4a: a 3000-byte datagram as IPv6 fragments reaches the echo server, its echo h1" v6frag_exchange
 check "XDP passed the IPv6 fragments to the kernel (pass_ipv6_fragment)" dp_above pass_ipv6_fragment $((pass_before + 2))
 check "aftrd got the kernel's reassembly (slow_path_from_kernel)" ctl_above slow_path_from_kernel "$kernel_before"
