@@ -283,6 +283,12 @@ static __noinline __attribute__((unused)) int out_mtu_check(struct xdp_md *ctx, 
 	if ((void *)(iph + 1) > end)
 		return DROP(DROP_INTERNAL);
 	__u32 len = bpf_ntohs(iph->tot_len);
+	/* The common case first, cheapest: the session's fresh cached next hop takes it, and so
+	 * would a softwire were it hairpinned (no pool search, no interface lookup). */
+	if (aftr_cfg.fib_cache_ticks && s->fib.stamp &&
+	    ((__u32)(now >> AFTR_FIB_TICK_SHIFT) | 1) - s->fib.stamp < aftr_cfg.fib_cache_ticks &&
+	    len <= s->fib.mtu && len + sizeof(struct ipv6hdr) <= aftr_cfg.softwire_mtu)
+		return 0;
 	__u32 mtu;
 	if (pool_contains(iph->daddr)) {
 		mtu = aftr_cfg.softwire_mtu - sizeof(struct ipv6hdr);
