@@ -15,7 +15,8 @@
 # interface counts what arrives (per CPU; reassembled datagrams and fragments apart too) and
 # drops it. Each measurement: a warm-up (the
 # first packets create the AFTR's sessions), then delivered packets/s over a fixed window.
-# The three AFTRs take turns, round after round; each figure is the median of the rounds.
+# The AFTRs take turns, round after round; each figure is the median of the rounds. Rates
+# count datagrams delivered (in (d) a fragmented datagram is two frames offered, one delivered).
 # The generator is pinned to one CPU and the receive processing of the aftr's B4-side veth
 # (a threaded NAPI instance, GRO on) to the other; the share of each window that the
 # receive threads actually got on their CPU is reported ("rx busy"), because other work on
