@@ -363,6 +363,16 @@ Frame InboundFragmentFrame(uint32_t public_addr, uint16_t public_port) {
   return f;
 }
 
+// The same frame with the IPv4 packet at `ip_off` on its last hop (TTL 1): the program
+// answers it with an ICMP time exceeded, which it builds itself.
+Frame WithExpiringTtl(Frame f, size_t ip_off) {
+  uint8_t* ip = f.data() + ip_off;
+  ip[8] = 1;
+  Put16(ip + 10, 0);
+  Put16(ip + 10, Checksum(ip, 20));
+  return f;
+}
+
 // ---- The installed table ----
 // Session i belongs to B4 s = i / per_b4 (2001:db8:1xx:xxxx::1, a /64 per B4), host
 // 192.0.2.(2 + j % 8) port 10000 + j (j = i % per_b4). B4 s owns block s / 256 of pool
@@ -730,7 +740,7 @@ int main(int argc, char** argv) {
   cfg.tcp_mss_clamp = 1420;
   cfg.hop_limit = 64;
   cfg.softwire_mtu = 1500;
-  cfg.icmp_errors_per_second = 1000;
+  cfg.icmp_errors_per_second = 1000000000;  // the rows that make errors must never run dry
   cfg.fib_cache_ticks = AFTR_FIB_MS_TO_TICKS(1000);  // aftrd's default: a session reuses its next hop for 1 s
   cfg.abi_version = AFTR_ABI_VERSION;
   struct {
@@ -938,6 +948,54 @@ int main(int argc, char** argv) {
                                   Get16(q + 22) != Layout::PublicPort(f.s, f.j))
                                 return Fail(why, "quoted destination");
                               if (Checksum(ip + 20, 8 + kInnerPacketLen) != 0)
+                                return Fail(why, "ICMP checksum");
+                              return true;
+                            },
+                            false});
+  // ICMP errors the program makes itself (time exceeded; "fragmentation needed" is built by
+  // the same code): to the host behind the B4 through its softwire, and to the server,
+  // routed by a FIB lookup. Each also passes the per-CPU token bucket.
+  rows.emplace_back(RowSpec{"ttl expired, icmp to B4", aftr_fd, kForwarded, o.calls, warmup,
+                            [&](uint32_t k) {
+                              const Flow& f = warm[k % warm.size()];
+                              return Call{WithExpiringTtl(OutboundFrame(B4Addr(f.s), Layout::InnerAddr(f.j),
+                                                                        Layout::InnerPort(f.j)),
+                                                          14 + 40),
+                                          net.b4_ifindex};
+                            },
+                            [&](const uint8_t* out, uint32_t len, std::string* why) {
+                              const Flow& f = warm[0];
+                              if (len < 14 + 40 + 28 + 28 || Get16(out + 12) != ETH_P_IPV6)
+                                return Fail(why, "not an IPv6 frame");
+                              const uint8_t* ip = out + 14 + 40;
+                              if (ip[9] != IPPROTO_ICMP || ip[20] != 11)
+                                return Fail(why, "not an ICMP time exceeded");
+                              if (Get32(ip + 16) != Layout::InnerAddr(f.j))
+                                return Fail(why, "not to the inner host");
+                              if (Checksum(ip + 20, Get16(ip + 2) - 20) != 0)
+                                return Fail(why, "ICMP checksum");
+                              return true;
+                            },
+                            false});
+  rows.emplace_back(RowSpec{"ttl expired, icmp to Internet", aftr_fd, kForwarded, o.calls,
+                            warmup,
+                            [&](uint32_t k) {
+                              const Flow& f = warm[k % warm.size()];
+                              return Call{WithExpiringTtl(InboundFrame(Layout::PublicAddr(f.s),
+                                                                       Layout::PublicPort(f.s, f.j)),
+                                                          14),
+                                          net.inet_ifindex};
+                            },
+                            [&](const uint8_t* out, uint32_t len, std::string* why) {
+                              const Flow& f = warm[0];
+                              if (len < 14 + 28 + 28 || Get16(out + 12) != ETH_P_IP)
+                                return Fail(why, "not an IPv4 frame");
+                              const uint8_t* ip = out + 14;
+                              if (ip[9] != IPPROTO_ICMP || ip[20] != 11)
+                                return Fail(why, "not an ICMP time exceeded");
+                              if (Get32(ip + 12) != Layout::PublicAddr(f.s) || Get32(ip + 16) != kServer)
+                                return Fail(why, "not from the public address to the server");
+                              if (Checksum(ip + 20, Get16(ip + 2) - 20) != 0)
                                 return Fail(why, "ICMP checksum");
                               return true;
                             },
