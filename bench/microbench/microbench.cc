@@ -64,6 +64,7 @@
 #include "aftr/abi.h"
 #include "aftr_bpf.skel.h"
 #include "aftr_mb_probes.skel.h"
+#include "bench/common/bench_env.h"
 
 namespace {
 
@@ -232,23 +233,11 @@ Net EnterPrivateNet() {
 
 // ---- Frames ----
 
-uint16_t Checksum(const uint8_t* p, size_t len, uint32_t sum = 0) {
-  for (size_t i = 0; i + 1 < len; i += 2) sum += (p[i] << 8) | p[i + 1];
-  if (len & 1) sum += p[len - 1] << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
-}
-
-void Put16(uint8_t* p, uint16_t v) {
-  p[0] = v >> 8;
-  p[1] = v & 0xff;
-}
-void Put32(uint8_t* p, uint32_t v) {
-  Put16(p, v >> 16);
-  Put16(p + 2, v & 0xffff);
-}
-uint16_t Get16(const uint8_t* p) { return (p[0] << 8) | p[1]; }
-uint32_t Get32(const uint8_t* p) { return (uint32_t{Get16(p)} << 16) | Get16(p + 2); }
+using aftr::bench::Checksum;
+using aftr::bench::Get16;
+using aftr::bench::Get32;
+using aftr::bench::Put16;
+using aftr::bench::Put32;
 
 // IPv4 + UDP with correct checksums (addresses and ports in host order).
 void WriteInner(uint8_t* ip, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport) {

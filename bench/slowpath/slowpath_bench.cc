@@ -30,8 +30,6 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,7 +39,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -61,6 +58,7 @@
 #include "control/slowpath/frames.h"
 #include "control/slowpath/packet_sender.h"
 #include "control/slowpath/reinjector.h"
+#include "bench/common/bench_env.h"
 
 ABSL_FLAG(int, datagrams, 20000, "datagrams timed per row (after a warm-up of 1000)");
 ABSL_FLAG(int, baseline_calls, 20000, "fast-path calls timed per direction");
@@ -69,6 +67,7 @@ namespace {
 
 namespace fragments = aftr::fragments;
 namespace slowpath = aftr::slowpath;
+using namespace aftr::bench;  // NOLINT: Die, Shell, packet bytes
 using Bytes = std::vector<uint8_t>;
 
 // Documentation addresses, as aftr_microbench uses them.
@@ -86,51 +85,13 @@ constexpr char kB4GatewayMac[] = "02:00:5e:10:b4:fe";
 constexpr char kInetGatewayMac[] = "02:00:5e:10:0e:fe";
 constexpr int kWarmup = 1000;
 
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "aftr_slowpath_bench: %s\n", what.c_str());
-  std::exit(1);
-}
-
-void Shell(const std::string& cmd) {
-  if (std::system((cmd + " >/dev/null").c_str()) != 0) Die("`" + cmd + "` failed");
-}
-
-void WriteSysctl(const char* path, const char* value) {
-  std::ofstream f(path);
-  f << value;
-  f.close();
-  if (!f) Die(absl::StrCat("cannot write ", path));
-}
-
-// ---- the private namespaces ----
-
-std::string g_tmp;     // temp dir: the bpffs mount point
-bool g_bpffs = false;  // mounted
-
-void TearDown() {
-  if (g_bpffs) umount2((g_tmp + "/bpffs").c_str(), MNT_DETACH);
-  g_bpffs = false;
-  if (!g_tmp.empty()) std::system(("rm -rf " + g_tmp).c_str());
-  g_tmp.clear();
-}
-
 // Leaves the host's network and mount namespaces (the veths and the bpffs vanish with the
 // process), mounts a bpffs and makes sp-b4 (2001:db8:100::/40 via fe80::b4) and sp-inet
 // (203.0.113.0/24 via 203.0.113.254), each with a peer that runs nothing. Returns the pin path.
 std::string SetUpNamespaces() {
-  if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) Die(std::string("unshare (need root): ") + std::strerror(errno));
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Die("making / private");
-  char dir[] = "/tmp/aftr-slowpath-bench.XXXXXX";
-  if (!mkdtemp(dir)) Die("mkdtemp");
-  g_tmp = dir;
-  std::atexit(TearDown);
-  const std::string bpffs = g_tmp + "/bpffs";
-  if (mkdir(bpffs.c_str(), 0700) != 0) Die("mkdir " + bpffs);
-  if (mount("bpf", bpffs.c_str(), "bpf", 0, "mode=0700") != 0) Die(std::string("mounting bpffs: ") + std::strerror(errno));
-  g_bpffs = true;
+  const std::string bpffs = EnterPrivateNamespaces("aftr-slowpath-bench") + "/bpffs";
   WriteSysctl("/proc/sys/net/ipv4/ip_forward", "1");  // else bpf_fib_lookup: FWD_DISABLED
   WriteSysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
-  Shell("ip link set lo up");
   for (auto [dev, peer] : {std::pair{kB4Dev, kB4Peer}, std::pair{kInetDev, kInetPeer}}) {
     Shell(absl::StrCat("ip link add ", dev, " type veth peer name ", peer));
     Shell(absl::StrCat("ip link set ", dev, " up"));
@@ -144,24 +105,6 @@ std::string SetUpNamespaces() {
 }
 
 // ---- packets ----
-
-void Put16(uint8_t* p, uint16_t v) {
-  p[0] = v >> 8;
-  p[1] = v & 0xff;
-}
-void Put32(uint8_t* p, uint32_t v) {
-  Put16(p, v >> 16);
-  Put16(p + 2, v & 0xffff);
-}
-uint16_t Get16(const uint8_t* p) { return (p[0] << 8) | p[1]; }
-uint32_t Get32(const uint8_t* p) { return (uint32_t{Get16(p)} << 16) | Get16(p + 2); }
-
-uint16_t Checksum(const uint8_t* p, size_t len, uint32_t sum = 0) {
-  for (size_t i = 0; i + 1 < len; i += 2) sum += (p[i] << 8) | p[i + 1];
-  if (len & 1) sum += p[len - 1] << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
-}
 
 // IPv4/UDP of `len` bytes in all (addresses and ports in host order), no DF, correct checksums.
 Bytes Udp4(uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, size_t len, uint16_t id) {
@@ -261,6 +204,7 @@ TestRun RunOnce(int prog_fd, const Bytes& frame, int ifindex) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  SetBenchName("aftr_slowpath_bench");
   absl::ParseCommandLine(argc, argv);
   const int datagrams = absl::GetFlag(FLAGS_datagrams);
   const int baseline_calls = absl::GetFlag(FLAGS_baseline_calls);
