@@ -9,13 +9,18 @@
  *       attach xdp_decap_min (native) on IF, redirecting out of --out with those MACs
  *   gen --dev IF --src-mac MAC --dst-mac MAC --src6 IPV6 --dst6 IPV6 --src4 IPV4 --dst4 IPV4
  *       [--dport 9] [--sport-base 20000] [--flows 64] [--warmup S] [--seconds S] [--cpu N]
- *       [--sink FILE] [--rx-threads PID,PID...]
+ *       [--sink FILE] [--rx-threads PID,PID...] [--frag-every N]
  *       send 100-byte DS-Lite frames out of IF (XDP_TX under BPF_PROG_TEST_RUN with live
  *       frames, one long call stopped by a signal) for warmup + seconds; with --sink, read
  *       the sink counter at the end of the warm-up and of the measurement window and print
  *       the delivered rate; with --rx-threads, also the share of the window those threads
  *       (the receive side: NAPI thread, ksoftirqd) spent on a CPU and waiting for one
- *       (/proc/PID/schedstat). Output: key=value pairs on one line.
+ *       (/proc/PID/schedstat). With --frag-every N (> 1), 1 datagram in N is sent as two
+ *       IPv4 fragments inside the softwire (e2e_gen.h); with --sink, the fragmented
+ *       datagrams generated over the whole run and those that reached the sink by 0.5 s
+ *       after it (frag_sent=, frag_arrived=, and sink_fragments=: fragments that reached
+ *       it), and the same for all datagrams (datagrams_sent=, datagrams_arrived=).
+ *       Output: key=value pairs on one line.
  *
  * XDP attached with sink-attach/ceiling-attach stays after this program exits (netlink
  * attach); remove it with `ip link set dev IF xdp off`. */
@@ -44,7 +49,7 @@
 #include "xdp_decap_min.skel.h"
 #include "xdp_dslite_gen.skel.h"
 
-#define GEN_FRAME_LEN 100
+#include "e2e_gen.h"
 #define REPEAT_FOREVER 0xffffffffu /* the call is stopped by a signal long before this */
 
 static void die(const char *fmt, ...)
@@ -66,7 +71,7 @@ struct opts {
 	int have_src6, have_dst6;
 	struct in_addr src4, dst4, saddr;
 	int have_src4, have_dst4, have_saddr;
-	unsigned dport, sport_base, flows, cpu;
+	unsigned dport, sport_base, flows, cpu, frag_every;
 	double warmup, seconds;
 };
 
@@ -89,6 +94,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "sport-base", required_argument, 0, 'b' }, { "flows", required_argument, 0, 'f' },
 		{ "warmup", required_argument, 0, 'w' },   { "seconds", required_argument, 0, 's' },
 		{ "cpu", required_argument, 0, 'c' },	   { "rx-threads", required_argument, 0, 'r' },
+		{ "frag-every", required_argument, 0, 'F' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -115,6 +121,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 's': o->seconds = strtod(optarg, NULL); break;
 		case 'c': o->cpu = strtoul(optarg, NULL, 0); break;
 		case 'r': o->rx_threads = optarg; break;
+		case 'F': o->frag_every = strtoul(optarg, NULL, 0); break;
 		default: die("unknown option (see the header of bench/e2e_bench.c)");
 		}
 	}
@@ -160,12 +167,11 @@ static int cmd_sink_attach(const struct opts *o)
 	return 0;
 }
 
-/* Sums the per-CPU counter; fills per_cpu[] (up to max_cpus) when given. */
-static uint64_t sink_read(int map_fd, uint64_t *per_cpu, int max_cpus)
+/* Sums the per-CPU counter `key` (e2e_gen.h); fills per_cpu[] (up to max_cpus) when given. */
+static uint64_t sink_read_key(int map_fd, uint32_t key, uint64_t *per_cpu, int max_cpus)
 {
 	int ncpus = libbpf_num_possible_cpus();
 	uint64_t values[ncpus > 0 ? ncpus : 1];
-	uint32_t key = 0;
 	uint64_t total = 0;
 
 	if (ncpus <= 0 || bpf_map_lookup_elem(map_fd, &key, values))
@@ -176,6 +182,12 @@ static uint64_t sink_read(int map_fd, uint64_t *per_cpu, int max_cpus)
 			per_cpu[i] = values[i];
 	}
 	return total;
+}
+
+/* The datagram counter (all whole datagrams to the discard port). */
+static uint64_t sink_read(int map_fd, uint64_t *per_cpu, int max_cpus)
+{
+	return sink_read_key(map_fd, SINK_DATAGRAMS, per_cpu, max_cpus);
 }
 
 static int open_pinned(const char *path)
@@ -194,11 +206,15 @@ static int cmd_sink_read(const struct opts *o)
 
 	if (!o->pin)
 		die("--pin is required");
-	total = sink_read(open_pinned(o->pin), per_cpu, 256);
+	int fd = open_pinned(o->pin);
+
+	total = sink_read(fd, per_cpu, 256);
 	printf("total=%llu", (unsigned long long)total);
 	for (int i = 0; i < ncpus && i < 256; i++)
 		printf(" cpu%d=%llu", i, (unsigned long long)per_cpu[i]);
-	printf("\n");
+	printf(" frag_datagrams=%llu fragments=%llu\n",
+	       (unsigned long long)sink_read_key(fd, SINK_FRAG_DATAGRAMS, NULL, 0),
+	       (unsigned long long)sink_read_key(fd, SINK_FRAGMENTS, NULL, 0));
 	return 0;
 }
 
@@ -288,6 +304,53 @@ static void build_frame(const struct opts *o, uint8_t *f)
 	udp[6] = s >> 8, udp[7] = s & 0xff;
 }
 
+/* The datagram sent in two fragments (e2e_gen.h): IPv4 with UDP of GEN_FRAG_UDP_LEN bytes to
+ * the same addresses and ports, cut after GEN_FRAG1_PAYLOAD bytes of IPv4 payload; each
+ * fragment behind its own copy of the Ethernet and IPv6 headers. */
+static void build_fragments(const struct opts *o, uint8_t *frag1, uint8_t *frag2)
+{
+	const size_t ip4_len = 20 + GEN_FRAG_UDP_LEN, udp_len = GEN_FRAG_UDP_LEN;
+	uint8_t whole[14 + 40 + 20 + GEN_FRAG_UDP_LEN];
+	uint8_t *ip4 = whole + 14 + 40, *udp = ip4 + 20;
+	uint32_t s;
+
+	build_frame(o, frag1); /* Ethernet, IPv6 and IPv4 headers to adjust */
+	memset(whole, 0, sizeof(whole));
+	memcpy(whole, frag1, 14 + 40 + 20);
+	ip4[2] = ip4_len >> 8, ip4[3] = ip4_len & 0xff;
+	ip4[6] = 0; /* no DF: a datagram that is fragmented */
+	udp[0] = o->sport_base >> 8, udp[1] = o->sport_base & 0xff;
+	udp[2] = o->dport >> 8, udp[3] = o->dport & 0xff;
+	udp[4] = udp_len >> 8, udp[5] = udp_len & 0xff;
+	memcpy(udp + 8, "DS-Lite benchmark, fragmented datagram", udp_len - 8 < 38 ? udp_len - 8 : 38);
+	s = csum_add(0, ip4 + 12, 8);
+	s += IPPROTO_UDP + udp_len;
+	s = csum_add(s, udp, udp_len);
+	s = ~csum_fold(s) & 0xffff;
+	if (!s)
+		s = 0xffff;
+	udp[6] = s >> 8, udp[7] = s & 0xff;
+
+	/* piece: IPv4 payload bytes [off, off + len) of the whole datagram, MF as given */
+	for (int i = 0; i < 2; i++) {
+		uint8_t *f = i == 0 ? frag1 : frag2;
+		size_t off = i == 0 ? 0 : GEN_FRAG1_PAYLOAD;
+		size_t len = i == 0 ? GEN_FRAG1_PAYLOAD : GEN_FRAG_UDP_LEN - GEN_FRAG1_PAYLOAD;
+		uint8_t *fip6 = f + 14, *fip4 = fip6 + 40;
+		uint16_t frag_off = (uint16_t)(off / 8) | (i == 0 ? 0x2000 : 0); /* MF on the first */
+
+		memset(f, 0, GEN_FRAME_LEN);
+		memcpy(f, whole, 14 + 40 + 20);
+		fip6[4] = (20 + len) >> 8, fip6[5] = (20 + len) & 0xff;
+		fip4[2] = (20 + len) >> 8, fip4[3] = (20 + len) & 0xff;
+		fip4[6] = frag_off >> 8, fip4[7] = frag_off & 0xff;
+		fip4[10] = fip4[11] = 0;
+		s = ~csum_fold(csum_add(0, fip4, 20)) & 0xffff;
+		fip4[10] = s >> 8, fip4[11] = s & 0xff;
+		memcpy(fip4 + 20, ip4 + 20 + off, len);
+	}
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -336,6 +399,7 @@ struct window {
 	int sink_fd;
 	double t0, t1;
 	uint64_t c0, c1;
+	uint64_t all0, frag0, fragments0; /* the sink's counters before the run */
 	uint64_t per_cpu0[256], per_cpu1[256];
 	uint64_t run0, run1, wait0, wait1; /* schedstat of --rx-threads */
 	_Atomic int generator_done; /* set once the BPF_PROG_TEST_RUN call has returned */
@@ -395,18 +459,26 @@ static int cmd_gen(const struct opts *o)
 	if (sched_setaffinity(0, sizeof(cpus), &cpus))
 		die("pinning to CPU %u: %s", o->cpu, strerror(errno));
 
+	if (o->frag_every == 1)
+		die("--frag-every must be 0 (none) or > 1");
 	build_frame(o, frame);
 	skel = xdp_dslite_gen__open();
 	if (!skel)
 		die("opening xdp_dslite_gen: %s", strerror(errno));
 	memcpy(skel->bss->frame, frame, GEN_FRAME_LEN);
+	build_fragments(o, skel->bss->frag1, skel->bss->frag2);
 	skel->rodata->sport_base = o->sport_base;
 	skel->rodata->flows = o->flows;
+	skel->rodata->frag_every = o->frag_every;
 	if (xdp_dslite_gen__load(skel))
 		die("loading xdp_dslite_gen: %s", strerror(errno));
 
-	if (o->sink)
+	if (o->sink) {
 		w.sink_fd = open_pinned(o->sink);
+		w.all0 = sink_read(w.sink_fd, NULL, 0);
+		w.frag0 = sink_read_key(w.sink_fd, SINK_FRAG_DATAGRAMS, NULL, 0);
+		w.fragments0 = sink_read_key(w.sink_fd, SINK_FRAGMENTS, NULL, 0);
+	}
 	sigaction(SIGUSR1, &sa, NULL);
 	w.generator = pthread_self();
 	if (pthread_create(&tid, NULL, window_thread, &w))
@@ -435,6 +507,19 @@ static int cmd_gen(const struct opts *o)
 		for (int i = 0; i < ncpus && i < 256; i++)
 			printf(" sink_cpu%d=%llu", i,
 			       (unsigned long long)(w.per_cpu1[i] - w.per_cpu0[i]));
+		if (o->frag_every) {
+			sleep_s(0.5); /* what the AFTR's slow path still holds gets through */
+			/* a pair is two frames, one datagram */
+			printf(" datagrams_sent=%llu datagrams_arrived=%llu",
+			       (unsigned long long)(generated - skel->bss->frag_datagrams),
+			       (unsigned long long)(sink_read(w.sink_fd, NULL, 0) - w.all0));
+			printf(" frag_sent=%llu frag_arrived=%llu sink_fragments=%llu",
+			       (unsigned long long)skel->bss->frag_datagrams,
+			       (unsigned long long)(sink_read_key(w.sink_fd, SINK_FRAG_DATAGRAMS,
+								  NULL, 0) - w.frag0),
+			       (unsigned long long)(sink_read_key(w.sink_fd, SINK_FRAGMENTS, NULL,
+								  0) - w.fragments0));
+		}
 	}
 	if (o->rx_threads) {
 		double win_ns = (w.t1 - w.t0) * 1e9;

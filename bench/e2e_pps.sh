@@ -4,13 +4,19 @@
 #   (a) the do-it-yourself Linux AFTR: seg6local End.DX4 decapsulation + nftables SNAT;
 #   (b) the "ceiling": bench/xdp_decap_min.bpf.c (decapsulate, rewrite the source, redirect;
 #       no tables, no FIB) attached native on the aftr's B4-side interface;
-#   (c) our AFTR: `aftrd --config FILE` in the aftr namespace (skipped if not built).
+#   (c) our AFTR: `aftrd --config FILE` in the aftr namespace (skipped if not built);
+#   (d) the same aftrd with 1 datagram in 100 sent as two IPv4 fragments inside the softwire
+#       (bench/e2e_gen.h): XDP queues each fragment to aftrd's slow path, which reassembles
+#       the datagram, runs the data plane's program on it and sends it on (70 bytes: whole).
+#       Printed beside (c) as a ratio, with how many fragmented datagrams reached the sink.
 # A generator in b4a (BPF_PROG_TEST_RUN with live frames, XDP_TX out of b4a's WAN veth)
 # sends 100-byte DS-Lite frames (IPv6 next-header 4 to 2001:db8:ffff::1 carrying IPv4 UDP
 # 192.0.2.10:20000..20063 -> 203.0.113.10:9) as fast as it can; an XDP sink on inet's
-# interface counts what arrives (per CPU) and drops it. Each measurement: a warm-up (the
+# interface counts what arrives (per CPU; reassembled datagrams and fragments apart too) and
+# drops it. Each measurement: a warm-up (the
 # first packets create the AFTR's sessions), then delivered packets/s over a fixed window.
-# The three AFTRs take turns, round after round; each figure is the median of the rounds.
+# The AFTRs take turns, round after round; each figure is the median of the rounds. Rates
+# count datagrams delivered (in (d) a fragmented datagram is two frames offered, one delivered).
 # The generator is pinned to one CPU and the receive processing of the aftr's B4-side veth
 # (a threaded NAPI instance, GRO on) to the other; the share of each window that the
 # receive threads actually got on their CPU is reported ("rx busy"), because other work on
@@ -20,7 +26,7 @@
 # Usage: bench/e2e_pps.sh [--smoke]   (root; --smoke: 1 s per measurement, 1 round)
 # Environment: AFTRD (default <repo>/build/control/aftrd), AFTR_E2E_BENCH (the loader,
 #   default <repo>/build/bench/aftr_e2e_bench), BENCH_SECONDS, BENCH_RUNS, GEN_CPU, AFTR_CPU.
-# Not a test: it prints figures, and ctest does not run it. A full run takes about 1 minute.
+# Not a test: it prints figures, and ctest does not run it. A full run takes about 2 minutes.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -120,13 +126,13 @@ pin_napi() {
 
 in_ns inet "$BENCH_TOOL" sink-attach --dev "$INET_IF" --pin "$SINK_PIN"
 
-gen() {
+gen() { # gen [more generator options]
 	in_ns b4a "$BENCH_TOOL" gen --dev "$B4_IF_WAN" \
 		--src-mac "$MAC_B4A_WAN" --dst-mac "$MAC_AFTR_A" \
 		--src6 "$B4A_ADDR6" --dst6 "$SOFTWIRE_ADDR6" --src4 "$HOST_ADDR4" --dst4 "$INET_ADDR4" \
 		--dport 9 --sport-base "$SPORT_BASE" --flows "$FLOWS" \
 		--warmup "$WARMUP" --seconds "$MEASURE_SECONDS" --cpu "$GEN_CPU" --sink "$SINK_PIN" \
-		--rx-threads "$RX_THREADS"
+		--rx-threads "$RX_THREADS" "$@"
 }
 
 field() { # field KEY LINE: the value of KEY=VALUE in LINE
@@ -140,21 +146,28 @@ median() { # median VALUES...
 
 mpps() { awk -v p="$1" 'BEGIN {printf "%.3f", p / 1e6}'; }
 
-ORDER=(diy ceiling aftrd)
+ORDER=(diy ceiling aftrd aftrd_frag)
+FRAG_EVERY=100 # (d): 1 datagram in FRAG_EVERY is sent as two fragments
 declare -A LABEL=([diy]="DIY Linux AFTR (End.DX4 + nft SNAT)"
 	[ceiling]="ceiling XDP (decap + SNAT + redirect)"
-	[aftrd]="aftrd (XDP AFTR)")
+	[aftrd]="aftrd (XDP AFTR)"
+	[aftrd_frag]="aftrd, 1 % of datagrams fragmented")
 # Per AFTR: PPS[key] all runs' delivered pps (space-separated), PPS[key,round] one run's,
 # OFFERED[key] the generator's rates, BUSY[key] the receive threads' on-CPU shares,
 # PER_CORE[key] delivered pps per on-CPU second, CPUS[key] where the last run ran,
-# NOTE[key] why there is no figure.
+# NOTE[key] why there is no figure. (d) only: FRAG_SENT, FRAG_ARRIVED, FRAG_PIECES summed over
+# its runs (fragmented datagrams generated, reaching the sink whole, fragments reaching it);
+# ALL_SENT, ALL_ARRIVED the same for all its datagrams (fragmented or not); FRAG_QUEUED the
+# fragments aftrd's XDP program queued to its slow path (the rest were lost before it).
 declare -A PPS OFFERED BUSY PER_CORE CPUS NOTE
+FRAG_SENT=0 FRAG_ARRIVED=0 FRAG_PIECES=0 ALL_SENT=0 ALL_ARRIVED=0 FRAG_QUEUED=0
 
-# run_once KEY ROUND: one generator run against whatever AFTR is in place now.
+# run_once KEY ROUND [generator options]: one generator run against whatever AFTR is in place.
 run_once() {
 	local key=$1 round=$2 line pps offered busy wait
+	shift 2
 	pin_napi
-	line=$(gen)
+	line=$(gen "$@")
 	pps=$(field delivered_pps "$line")
 	offered=$(field offered_pps "$line")
 	busy=$(field rx_busy "$line")
@@ -168,6 +181,16 @@ run_once() {
 	CPUS[$key]+=$(tr ' ' '\n' <<<"$line" | sed -n 's/^sink_cpu\([0-9]*\)=\(.*\)/ cpu\1=\2/p' | tr -d '\n')
 	log "round $round/$RUNS ${LABEL[$key]}: delivered $(mpps "$pps") Mpps (offered" \
 		"$(mpps "$offered"); receive threads on CPU $busy, waiting $wait of the time)"
+	if [[ $line == *frag_sent=* ]]; then
+		FRAG_SENT=$((FRAG_SENT + $(field frag_sent "$line")))
+		FRAG_ARRIVED=$((FRAG_ARRIVED + $(field frag_arrived "$line")))
+		FRAG_PIECES=$((FRAG_PIECES + $(field sink_fragments "$line")))
+		ALL_SENT=$((ALL_SENT + $(field datagrams_sent "$line")))
+		ALL_ARRIVED=$((ALL_ARRIVED + $(field datagrams_arrived "$line")))
+		log "round $round/$RUNS ${LABEL[$key]}: fragmented datagrams sent" \
+			"$(field frag_sent "$line"), arrived whole $(field frag_arrived "$line")," \
+			"fragments at the sink $(field sink_fragments "$line")"
+	fi
 }
 
 # (c)'s configuration: the lab's interfaces and pool, maps pinned in this run's bpffs.
@@ -187,19 +210,34 @@ pin_path: "$BPFFS/aftr"
 EOF
 if [[ ! -x $AFTRD ]]; then
 	NOTE[aftrd]="skipped: $AFTRD not built (set AFTRD=/path/to/aftrd)"
+	NOTE[aftrd_frag]=${NOTE[aftrd]}
 	log "(c) ${NOTE[aftrd]}"
 fi
 
-# (c) one round: aftrd started afresh (empty pin directory), measured, stopped.
+# (c) and (d) one round: aftrd started afresh (empty pin directory), measured without and with
+# fragments (which goes first alternates from round to round), stopped.
 aftrd_round() {
-	local round=$1 dev
+	local round=$1 dev counters queued
 	rm -rf -- "${BPFFS:?}/aftr"
 	ip netns exec "$NS_AFTR" "$AFTRD" --config "$AFTRD_CONFIG" >>"$BENCH_TMP/aftrd.log" 2>&1 &
 	AFTRD_PID=$!
 	if wait_until 15 bash -c "kill -0 $AFTRD_PID && ip -n $NS_AFTR link show dev $AFTR_IF_A | grep -q xdp"; then
-		run_once aftrd "$round"
+		if ((round % 2)); then
+			run_once aftrd "$round"
+			run_once aftrd_frag "$round" --frag-every "$FRAG_EVERY"
+		else
+			run_once aftrd_frag "$round" --frag-every "$FRAG_EVERY"
+			run_once aftrd "$round"
+		fi
+		# Where fragments went: this aftrd's data-plane counters (name, total, per direction).
+		counters=$(ip netns exec "$NS_AFTR" "$AFTRD" --config "$AFTRD_CONFIG" --show counters \
+			2>/dev/null | grep -E 'slow_path|fragment' | tr -s ' ' || true)
+		log "round $round/$RUNS aftrd data plane: $(paste -sd ';' <<<"$counters")"
+		queued=$(awk '$1 == "slow_path_queued" {print $2}' <<<"$counters")
+		FRAG_QUEUED=$((FRAG_QUEUED + ${queued:-0}))
 	else
 		NOTE[aftrd]="failed: aftrd did not attach XDP to $AFTR_IF_A within 15 s"
+		NOTE[aftrd_frag]=${NOTE[aftrd]}
 		log "(c) ${NOTE[aftrd]}; its output:"
 		tail -n 20 "$BENCH_TMP/aftrd.log" >&2 || true
 	fi
@@ -268,6 +306,22 @@ for key in "${ORDER[@]}"; do
 		printf '%-40s %s\n' "${LABEL[$key]}" "${NOTE[$key]:-no result}"
 	fi
 done
+if [[ -n ${MEDIAN[aftrd_frag]:-} ]]; then
+	pct() { awk -v a="$1" -v s="$2" 'BEGIN {printf "%.1f", (s > 0) ? 100 * a / s : 0}'; }
+	# shellcheck disable=SC2086
+	echo "aftrd with 1 datagram in $FRAG_EVERY sent as two IPv4 fragments inside the softwire" \
+		"(reassembled by aftrd's slow path, forwarded whole): $(ratio aftrd_frag aftrd) x aftrd all" \
+		"unfragmented (Mpps/core: $(awk -v a="$(median ${PER_CORE[aftrd_frag]})" \
+			-v b="$(median ${PER_CORE[aftrd]})" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}') x)."
+	echo "  Delivered, all runs, counted until 0.5 s after each: fragmented datagrams $FRAG_ARRIVED" \
+		"of $FRAG_SENT ($(pct "$FRAG_ARRIVED" "$FRAG_SENT") %); all datagrams of these runs" \
+		"$ALL_ARRIVED of $ALL_SENT ($(pct "$ALL_ARRIVED" "$ALL_SENT") %: the generator offers more" \
+		"than the AFTR takes, and a fragmented datagram is lost when either fragment is);" \
+		"fragments reaching the sink: $FRAG_PIECES."
+	echo "  Fragments that reached aftrd's XDP and were queued to its slow path: $FRAG_QUEUED;" \
+		"datagrams delivered whole per pair queued ($FRAG_ARRIVED / ($FRAG_QUEUED / 2)):" \
+		"$(pct "$((2 * FRAG_ARRIVED))" "$FRAG_QUEUED") % (below 100: a pair lost one fragment before XDP, or the slow path lost it)."
+fi
 echo
 echo "rx busy: share of each window the receive threads (napi/$AFTR_IF_A, ksoftirqd/$AFTR_CPU)" \
 	"were on CPU $AFTR_CPU; below 1.00, that CPU was shared with other work or the receive side"

@@ -248,6 +248,20 @@ static __noinline int icmp6_error_from_b4(struct xdp_md *ctx, struct aftr_counte
 #define ICMP6_ERROR_GEN (1 << 30)
 #define ICMP6_GEN_WHAT(rc) (((__u32)(rc) & (ICMP6_ERROR_GEN - 1)) | ICMP_GEN_TRANSLATED)
 
+/* Address-dependent filtering: the peer a session's packet went to may answer (RFC 4787
+ * REQ-8). Out of line: its key would cost the entry point's stack. */
+static __noinline void filter_peer_note(const struct aftr_session_out *s, __be32 remote,
+					__u8 proto, __u64 now)
+{
+	struct aftr_filter_key fk = { .public_addr = s->public_addr,
+				      .remote_addr = remote,
+				      .public_port = s->public_port,
+				      .proto = proto };
+
+	if (!bpf_map_lookup_elem(&aftr_filter_peers, &fk))
+		bpf_map_update_elem(&aftr_filter_peers, &fk, &now, BPF_ANY);
+}
+
 /* B4 → Internet: decapsulate, translate the source, forward. A packet to one of our own
  * public addresses is hairpinned instead (hairpin_to_b4). */
 static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr,
@@ -346,19 +360,15 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 		if (!s)
 			return DROP(DROP_INTERNAL);
 	}
-	if (aftr_cfg.filtering == AFTR_FILTER_ADDRESS_DEPENDENT) {
-		struct aftr_filter_key fk = { .public_addr = s->public_addr,
-					      .remote_addr = iph->daddr,
-					      .public_port = s->public_port,
-					      .proto = iph->protocol };
-		if (!bpf_map_lookup_elem(&aftr_filter_peers, &fk))
-			bpf_map_update_elem(&aftr_filter_peers, &fk, &now, BPF_ANY);
-	}
+	if (aftr_cfg.filtering == AFTR_FILTER_ADDRESS_DEPENDENT)
+		filter_peer_note(s, iph->daddr, iph->protocol, now);
 	/* Too big for its egress: an ICMP error or the slow path, about the packet as the host
 	 * sent it (the session stays, as for any packet of the flow). */
-	rc = out_mtu_check(ctx, ctr, s, outer, now);
-	if (rc)
-		return rc;
+	if (!out_mtu_fits_cached(s, bpf_ntohs(iph->tot_len), now)) {
+		rc = out_mtu_check(ctx, ctr, s, outer, now);
+		if (rc)
+			return rc;
+	}
 
 	l4_rewrite(iph, &iph->saddr, s->public_addr, &v, s->public_port);
 	if (v.tcp)

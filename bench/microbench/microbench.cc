@@ -10,8 +10,12 @@
 // different random session per call (cold); a new session from a known B4; the first packet
 // of a new B4; a hairpinned packet (B4 to another subscriber's public end: decap + NAT of
 // both ends + encap + FIB); an ICMP error from behind a B4 (port unreachable quoting the
-// inbound datagram: embedded header translated, decap + FIB). Then reference programs (bench/microbench/probes.bpf.c) that do one piece
-// alone -- bpf_fib_lookup IPv4/IPv6, one aftr_sessions_out lookup -- to show where time goes.
+// inbound datagram: embedded header translated, decap + FIB); an IPv4 fragment inside a
+// softwire packet and one from the Internet to a pool address, each copied whole into the
+// slow-path ring aftr_slow_path and dropped (XDP_DROP, slow_path_queued: what the fast path
+// pays per fragment before aftrd reassembles). Then reference programs
+// (bench/microbench/probes.bpf.c) that do one piece alone -- bpf_fib_lookup IPv4/IPv6, one
+// aftr_sessions_out lookup -- to show where time goes.
 //
 // How it measures, and why:
 //  - Every figure is one BPF_PROG_TEST_RUN call with repeat=1, timed by the kernel
@@ -29,6 +33,9 @@
 //    out/in entries, their subscribers and their pool blocks before timing.
 //  - New sessions are genuinely new flows (and new B4s); the event ring (64 MiB) is drained
 //    after every batch and event_lost is reported.
+//  - The slow-path ring (4 MiB, ~30 k of these fragments) is drained after every batch too,
+//    so a fragment row measures the queueing, never the ring-full drop; each fragment row
+//    must count exactly one slow_path_queued and one ring record of its kind per call.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -57,6 +64,7 @@
 #include "aftr/abi.h"
 #include "aftr_bpf.skel.h"
 #include "aftr_mb_probes.skel.h"
+#include "bench/common/bench_env.h"
 
 namespace {
 
@@ -225,23 +233,11 @@ Net EnterPrivateNet() {
 
 // ---- Frames ----
 
-uint16_t Checksum(const uint8_t* p, size_t len, uint32_t sum = 0) {
-  for (size_t i = 0; i + 1 < len; i += 2) sum += (p[i] << 8) | p[i + 1];
-  if (len & 1) sum += p[len - 1] << 8;
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
-}
-
-void Put16(uint8_t* p, uint16_t v) {
-  p[0] = v >> 8;
-  p[1] = v & 0xff;
-}
-void Put32(uint8_t* p, uint32_t v) {
-  Put16(p, v >> 16);
-  Put16(p + 2, v & 0xffff);
-}
-uint16_t Get16(const uint8_t* p) { return (p[0] << 8) | p[1]; }
-uint32_t Get32(const uint8_t* p) { return (uint32_t{Get16(p)} << 16) | Get16(p + 2); }
+using aftr::bench::Checksum;
+using aftr::bench::Get16;
+using aftr::bench::Get32;
+using aftr::bench::Put16;
+using aftr::bench::Put32;
 
 // IPv4 + UDP with correct checksums (addresses and ports in host order).
 void WriteInner(uint8_t* ip, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport) {
@@ -332,6 +328,37 @@ Frame InboundFrame(uint32_t public_addr, uint16_t public_port) {
   Frame f(14 + kInnerPacketLen);
   WriteEth(f.data(), kInetLocalMac, kInetGatewayMac, ETH_P_IP);
   WriteInner(f.data() + 14, kServer, kServerPort, public_addr, public_port);
+  return f;
+}
+
+// The first fragment (MF set, offset 0) of the IPv4 datagram at `ip`: what a B4 or a server
+// sends of a datagram larger than its MTU. The program queues it for aftrd's slow path.
+void MakeFirstFragment(uint8_t* ip) {
+  Put16(ip + 6, 0x2000);  // MF
+  Put16(ip + 10, 0);
+  Put16(ip + 10, Checksum(ip, 20));
+}
+
+Frame SoftwireFragmentFrame(const std::array<uint8_t, 16>& b4, uint32_t inner_addr,
+                            uint16_t inner_port) {
+  Frame f = OutboundFrame(b4, inner_addr, inner_port);
+  MakeFirstFragment(f.data() + 14 + 40);
+  return f;
+}
+
+Frame InboundFragmentFrame(uint32_t public_addr, uint16_t public_port) {
+  Frame f = InboundFrame(public_addr, public_port);
+  MakeFirstFragment(f.data() + 14);
+  return f;
+}
+
+// The same frame with the IPv4 packet at `ip_off` on its last hop (TTL 1): the program
+// answers it with an ICMP time exceeded, which it builds itself.
+Frame WithExpiringTtl(Frame f, size_t ip_off) {
+  uint8_t* ip = f.data() + ip_off;
+  ip[8] = 1;
+  Put16(ip + 10, 0);
+  Put16(ip + 10, Checksum(ip, 20));
   return f;
 }
 
@@ -492,6 +519,30 @@ struct EventTally {
   uint64_t total = 0;
 };
 
+// Records of the slow-path ring by kind (enum aftr_slow_kind); malformed ones apart.
+struct SlowTally {
+  uint64_t by_kind[4] = {};
+  uint64_t malformed = 0;
+  uint64_t total = 0;
+};
+
+int OnSlowRecord(void* ctx, void* data, size_t size) {
+  auto* t = static_cast<SlowTally*>(ctx);
+  aftr_slow_record hdr;
+  t->total++;
+  if (size < sizeof(hdr)) {
+    t->malformed++;
+    return 0;
+  }
+  std::memcpy(&hdr, data, sizeof(hdr));
+  if (hdr.frame_len > size - sizeof(hdr) || hdr.kind >= 4) {
+    t->malformed++;
+    return 0;
+  }
+  t->by_kind[hdr.kind]++;
+  return 0;
+}
+
 int OnEvent(void* ctx, void* data, size_t size) {
   auto* t = static_cast<EventTally*>(ctx);
   if (size >= sizeof(aftr_event)) {
@@ -526,6 +577,9 @@ struct RowSpec {
   // Checks the output frame of the first call (nullptr: no check).
   std::function<bool(const uint8_t* out, uint32_t len, std::string* why)> check;
   bool component;  // printed in the attribution table, not the main one
+  // A fragment row: every call must queue one record of this kind (enum aftr_slow_kind)
+  // into aftr_slow_path; 0: no call may queue anything.
+  uint32_t slow_kind = 0;
 };
 
 struct Row : RowSpec {
@@ -535,6 +589,8 @@ struct Row : RowSpec {
   uint64_t verdicts[8] = {};
   Counters counters{};
   uint64_t events = 0;
+  uint64_t slow_records = 0;           // slow-path ring records drained after its batches
+  uint64_t slow_records_of_kind = 0;   // of which of its slow_kind
   bool checked = false;
 };
 
@@ -563,10 +619,12 @@ TestRun RunOnce(int prog_fd, const Call& c, uint8_t* out, uint32_t out_size, uin
 
 // Up to n more calls of the row, then drains the event ring; counters and events are
 // attributed to the row (read outside the timed calls).
-void RunBatch(Row& r, uint32_t n, int counters_fd, ring_buffer* rb, const EventTally& tally) {
+void RunBatch(Row& r, uint32_t n, int counters_fd, ring_buffer* rb, const EventTally& tally,
+              const SlowTally& slow) {
   uint8_t out[kFrameOut];
   const Counters before = ReadCounters(counters_fd);
   const uint64_t events_before = tally.total;
+  const uint64_t slow_before = slow.total, slow_kind_before = slow.by_kind[r.slow_kind & 3];
   const uint32_t total = r.warmup + r.calls;
   for (uint32_t i = 0; i < n && r.next < total; i++) {
     const uint32_t k = r.next++;
@@ -587,6 +645,8 @@ void RunBatch(Row& r, uint32_t n, int counters_fd, ring_buffer* rb, const EventT
   const Counters after = ReadCounters(counters_fd);
   for (int i = 0; i < AFTR_COUNTER_MAX; i++) r.counters[i] += after[i] - before[i];
   r.events += tally.total - events_before;
+  r.slow_records += slow.total - slow_before;
+  r.slow_records_of_kind += slow.by_kind[r.slow_kind & 3] - slow_kind_before;
 }
 
 struct Stat {
@@ -669,7 +729,7 @@ int main(int argc, char** argv) {
   cfg.tcp_mss_clamp = 1420;
   cfg.hop_limit = 64;
   cfg.softwire_mtu = 1500;
-  cfg.icmp_errors_per_second = 1000;
+  cfg.icmp_errors_per_second = 1000000000;  // the rows that make errors must never run dry
   cfg.fib_cache_ticks = AFTR_FIB_MS_TO_TICKS(1000);  // aftrd's default: a session reuses its next hop for 1 s
   cfg.abi_version = AFTR_ABI_VERSION;
   struct {
@@ -709,6 +769,11 @@ int main(int argc, char** argv) {
   EventTally tally;
   ring_buffer* rb = ring_buffer__new(bpf_map__fd(skel->maps.aftr_events), OnEvent, &tally, nullptr);
   if (!rb) Die("ring_buffer__new: %s", std::strerror(errno));
+  // The fragment slow path's ring, drained with the events after every batch (aftrd's
+  // slow-path thread would take the records; here they are only counted).
+  SlowTally slow_tally;
+  if (int err = ring_buffer__add(rb, bpf_map__fd(skel->maps.aftr_slow_path), OnSlowRecord, &slow_tally))
+    Die("ring_buffer__add(aftr_slow_path): %s", std::strerror(-err));
   const int counters_fd = bpf_map__fd(skel->maps.aftr_counters);
   const int aftr_fd = bpf_program__fd(skel->progs.aftr_xdp);
 
@@ -876,6 +941,76 @@ int main(int argc, char** argv) {
                               return true;
                             },
                             false});
+  // ICMP errors the program makes itself (time exceeded; "fragmentation needed" is built by
+  // the same code): to the host behind the B4 through its softwire, and to the server,
+  // routed by a FIB lookup. Each also passes the per-CPU token bucket.
+  rows.emplace_back(RowSpec{"ttl expired, icmp to B4", aftr_fd, kForwarded, o.calls, warmup,
+                            [&](uint32_t k) {
+                              const Flow& f = warm[k % warm.size()];
+                              return Call{WithExpiringTtl(OutboundFrame(B4Addr(f.s), Layout::InnerAddr(f.j),
+                                                                        Layout::InnerPort(f.j)),
+                                                          14 + 40),
+                                          net.b4_ifindex};
+                            },
+                            [&](const uint8_t* out, uint32_t len, std::string* why) {
+                              const Flow& f = warm[0];
+                              if (len < 14 + 40 + 28 + 28 || Get16(out + 12) != ETH_P_IPV6)
+                                return Fail(why, "not an IPv6 frame");
+                              const uint8_t* ip = out + 14 + 40;
+                              if (ip[9] != IPPROTO_ICMP || ip[20] != 11)
+                                return Fail(why, "not an ICMP time exceeded");
+                              if (Get32(ip + 16) != Layout::InnerAddr(f.j))
+                                return Fail(why, "not to the inner host");
+                              if (Checksum(ip + 20, Get16(ip + 2) - 20) != 0)
+                                return Fail(why, "ICMP checksum");
+                              return true;
+                            },
+                            false});
+  rows.emplace_back(RowSpec{"ttl expired, icmp to Internet", aftr_fd, kForwarded, o.calls,
+                            warmup,
+                            [&](uint32_t k) {
+                              const Flow& f = warm[k % warm.size()];
+                              return Call{WithExpiringTtl(InboundFrame(Layout::PublicAddr(f.s),
+                                                                       Layout::PublicPort(f.s, f.j)),
+                                                          14),
+                                          net.inet_ifindex};
+                            },
+                            [&](const uint8_t* out, uint32_t len, std::string* why) {
+                              const Flow& f = warm[0];
+                              if (len < 14 + 28 + 28 || Get16(out + 12) != ETH_P_IP)
+                                return Fail(why, "not an IPv4 frame");
+                              const uint8_t* ip = out + 14;
+                              if (ip[9] != IPPROTO_ICMP || ip[20] != 11)
+                                return Fail(why, "not an ICMP time exceeded");
+                              if (Get32(ip + 12) != Layout::PublicAddr(f.s) || Get32(ip + 16) != kServer)
+                                return Fail(why, "not from the public address to the server");
+                              if (Checksum(ip + 20, Get16(ip + 2) - 20) != 0)
+                                return Fail(why, "ICMP checksum");
+                              return true;
+                            },
+                            false});
+  // The first fragment of a warm flow's datagram, inside its softwire packet (B4 side) and
+  // from the server to its public end (Internet side): copied into aftr_slow_path, dropped.
+  rows.emplace_back(RowSpec{"fragment from B4, queued", aftr_fd, Verdict(XDP_DROP), o.calls,
+                            warmup,
+                            [&](uint32_t k) {
+                              const Flow& f = warm[k % warm.size()];
+                              return Call{SoftwireFragmentFrame(B4Addr(f.s), Layout::InnerAddr(f.j),
+                                                                Layout::InnerPort(f.j)),
+                                          net.b4_ifindex};
+                            },
+                            nullptr, false});
+  rows.back().slow_kind = AFTR_SLOW_SOFTWIRE_FRAGMENT;
+  rows.emplace_back(RowSpec{"fragment from Internet, queued", aftr_fd, Verdict(XDP_DROP), o.calls,
+                            warmup,
+                            [&](uint32_t k) {
+                              const Flow& f = warm[k % warm.size()];
+                              return Call{InboundFragmentFrame(Layout::PublicAddr(f.s),
+                                                               Layout::PublicPort(f.s, f.j)),
+                                          net.inet_ifindex};
+                            },
+                            nullptr, false});
+  rows.back().slow_kind = AFTR_SLOW_INET_FRAGMENT;
   rows.emplace_back(RowSpec{
       "bpf_fib_lookup IPv4 only", bpf_program__fd(probes->progs.mb_fib4), Verdict(XDP_PASS),
       o.calls, warmup, [&](uint32_t k) { return warm_out[k % warm_out.size()]; }, nullptr, true});
@@ -904,7 +1039,7 @@ int main(int argc, char** argv) {
     more = false;
     for (Row& r : rows) {
       if (r.next >= r.warmup + r.calls) continue;
-      RunBatch(r, o.batch, counters_fd, rb, tally);
+      RunBatch(r, o.batch, counters_fd, rb, tally, slow_tally);
       more = true;
     }
   }
@@ -938,7 +1073,8 @@ int main(int argc, char** argv) {
   std::printf(
       "out = decap + NAT + FIB + redirect; in = NAT + encap + FIB + redirect; \"%u flows\": "
       "those sessions cycled through (warm in the caches); \"cold\": every call a different "
-      "random session\n\n",
+      "random session; fragment, queued = an IPv4 first fragment of a warm flow copied into "
+      "the slow-path ring and dropped (aftrd reassembles: aftr_slowpath_bench)\n\n",
       o.flows);
 
   bool bad = false;
@@ -999,8 +1135,30 @@ int main(int argc, char** argv) {
     }
     lost += r.counters[AFTR_C_EVENT_LOST];
     created += r.counters[AFTR_C_SESSION_CREATED];
-    std::printf("  %-28s %s; ring events drained: %llu\n", r.name.c_str(), s.c_str(),
+    std::printf("  %-28s %s; ring events drained: %llu", r.name.c_str(), s.c_str(),
                 (unsigned long long)r.events);
+    // A fragment row measures the queueing only if every call queued exactly one record of
+    // its kind (not the ring-full drop, not another path); other rows queue nothing.
+    const uint64_t runs = uint64_t{r.warmup} + r.calls;
+    if (r.slow_kind != 0) {
+      std::printf("; slow-path records drained: %llu", (unsigned long long)r.slow_records);
+      if (r.counters[AFTR_C_SLOW_PATH_QUEUED] != runs || r.slow_records != runs ||
+          r.slow_records_of_kind != runs) {
+        std::printf(" (!) expected %llu queued records of kind %u, got %llu of it",
+                    (unsigned long long)runs, r.slow_kind,
+                    (unsigned long long)r.slow_records_of_kind);
+        bad = true;
+      }
+    } else if (r.slow_records != 0 || r.counters[AFTR_C_SLOW_PATH_QUEUED] != 0) {
+      std::printf(" (!) queued %llu slow-path records", (unsigned long long)r.slow_records);
+      bad = true;
+    }
+    std::printf("\n");
+  }
+  if (slow_tally.malformed != 0) {
+    std::printf("slow-path ring: %llu malformed records (!)\n",
+                (unsigned long long)slow_tally.malformed);
+    bad = true;
   }
   std::printf(
       "events drained by type: session_create %llu, block_claimed %llu, other %llu; event_lost "
@@ -1028,8 +1186,9 @@ int main(int argc, char** argv) {
       memlock_per_session, double(memlock_out + memlock_in) / max_entries);
   if (bad)
     std::printf(
-        "FAILED: a call ended with a verdict marked (!) or the data plane counted a drop: the "
-        "figures do not measure the intended paths\n");
+        "FAILED: a call ended with a verdict marked (!), the data plane counted a drop, or a "
+        "fragment row did not queue exactly one slow-path record per call: the figures do not "
+        "measure the intended paths\n");
 
   ring_buffer__free(rb);
   aftr_mb_probes__destroy(probes);

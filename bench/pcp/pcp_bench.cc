@@ -23,9 +23,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +50,7 @@
 #include "control/events/event_sink.h"
 #include "control/pcp/pcp_message.h"
 #include "control/pcp/pcp_server.h"
+#include "bench/common/bench_env.h"
 
 ABSL_FLAG(int, b4s, 12500, "B4s holding mappings");
 ABSL_FLAG(int, per_b4, 8, "MAP mappings per B4 (distinct internal ports)");
@@ -66,6 +65,7 @@ namespace {
 using aftr::Ipv4Address;
 using aftr::Ipv6Address;
 namespace pcp = aftr::pcp;
+using namespace aftr::bench;  // NOLINT: Die, Shell, packet bytes
 
 constexpr double kTarget = 50000;  // requests/s
 constexpr char kVeth[] = "aftrpb0";
@@ -73,15 +73,6 @@ constexpr char kVethPeer[] = "aftrpb1";
 constexpr char kListen[] = "2001:db8:ffff::1";
 constexpr uint32_t kLifetime = 3600;
 constexpr uint16_t kClientPort = 5350;
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "pcp_bench: %s\n", what.c_str());
-  std::exit(1);
-}
-
-void Shell(const std::string& cmd) {
-  if (std::system((cmd + " >/dev/null").c_str()) != 0) Die("`" + cmd + "` failed");
-}
 
 uint64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -91,18 +82,7 @@ uint64_t NowNs() {
 
 // ---- the private namespaces ----
 
-std::string g_tmp;     // temp dir: bpffs mount point, clients file, ip batch file
-bool g_bpffs = false;  // mounted
-bool g_veth = false;   // created
-
-void TearDown() {
-  if (g_veth) std::system((std::string("ip link del ") + kVeth + " 2>/dev/null").c_str());
-  g_veth = false;
-  if (g_bpffs) umount2((g_tmp + "/bpffs").c_str(), MNT_DETACH);
-  g_bpffs = false;
-  if (!g_tmp.empty()) std::system(("rm -rf " + g_tmp).c_str());
-  g_tmp.clear();
-}
+std::string g_tmp;  // the private temp dir: bpffs mount point, clients file, ip batch file
 
 // B4 number i: 2001:db8:b4:<i>::2.
 Ipv6Address B4(int i) {
@@ -117,19 +97,9 @@ Ipv6Address B4(int i) {
 // process too), mounts a bpffs, makes the veth pair the data plane attaches to and puts the
 // listen address and `socket_b4s` B4 addresses on lo.
 std::string SetUpNamespaces(int socket_b4s) {
-  if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) Die(std::string("unshare (need root): ") + std::strerror(errno));
-  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Die("making / private");
-  char dir[] = "/tmp/aftr-pcp-bench.XXXXXX";
-  if (!mkdtemp(dir)) Die("mkdtemp");
-  g_tmp = dir;
-  std::atexit(TearDown);
+  g_tmp = EnterPrivateNamespaces("aftr-pcp-bench");
   const std::string bpffs = g_tmp + "/bpffs";
-  if (mkdir(bpffs.c_str(), 0700) != 0) Die("mkdir " + bpffs);
-  if (mount("bpf", bpffs.c_str(), "bpf", 0, "mode=0700") != 0) Die(std::string("mounting bpffs: ") + std::strerror(errno));
-  g_bpffs = true;
-  Shell("ip link set lo up");
   Shell(absl::StrCat("ip link add ", kVeth, " type veth peer name ", kVethPeer));
-  g_veth = true;
   Shell(absl::StrCat("ip link set ", kVeth, " up"));
   Shell(absl::StrCat("ip link set ", kVethPeer, " up"));
   const std::string batch = g_tmp + "/ip-batch";
@@ -144,9 +114,6 @@ std::string SetUpNamespaces(int socket_b4s) {
 
 // ---- PCP messages ----
 
-void Put16(uint8_t* p, uint16_t v) { p[0] = v >> 8; p[1] = v & 0xff; }
-void Put32(uint8_t* p, uint32_t v) { Put16(p, v >> 16); Put16(p + 2, v & 0xffff); }
-uint32_t Get32(const uint8_t* p) { return (uint32_t{p[0]} << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; }
 
 struct Mapping {
   int b4 = 0;
@@ -382,6 +349,7 @@ SocketRun RunClient(int socket_b4s, int per_b4, int window, uint64_t total, doub
 }  // namespace
 
 int main(int argc, char** argv) {
+  SetBenchName("pcp_bench");
   absl::ParseCommandLine(argc, argv);
   const int b4s = absl::GetFlag(FLAGS_b4s);
   const int per_b4 = absl::GetFlag(FLAGS_per_b4);
@@ -574,6 +542,5 @@ int main(int argc, char** argv) {
   }
   server->reset();
   datapath->reset();
-  TearDown();
-  return 0;
+  return 0;  // the private temp dir goes at exit
 }

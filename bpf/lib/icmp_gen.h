@@ -281,8 +281,19 @@ static __noinline __attribute__((unused)) int in_mtu_check(struct xdp_md *ctx, s
 	return icmp_error_gen(ctx, ctr, 0, ICMP_GEN_FRAG_NEEDED(mtu - sizeof(struct ipv6hdr)));
 }
 
-/* B4 → Internet, before translation: 0 when the inner packet fits its egress, else its
- * verdict. The egress MTU is the session's cached one when the cache is in use, else the
+/* B4 → Internet, the common case, checked inline before any call: the session's fresh
+ * cached next hop takes the packet, and so would a softwire were it hairpinned. Otherwise
+ * out_mtu_check decides. */
+static __always_inline int out_mtu_fits_cached(const struct aftr_session_out *s, __u32 len,
+					       __u64 now)
+{
+	return aftr_cfg.fib_cache_ticks && s->fib.stamp &&
+	       ((__u32)(now >> AFTR_FIB_TICK_SHIFT) | 1) - s->fib.stamp < aftr_cfg.fib_cache_ticks &&
+	       len <= s->fib.mtu && len + sizeof(struct ipv6hdr) <= aftr_cfg.softwire_mtu;
+}
+
+/* B4 → Internet, before translation, when out_mtu_fits_cached could not tell: 0 when the
+ * inner packet fits its egress, else its verdict. The egress MTU is the session's cached one when the cache is in use, else the
  * FIB's (a lookup now, from the session's public address; out_decap_send looks again: the
  * result cannot wait on the entry point's stack); a hairpinned packet's egress is another
  * softwire (softwire_mtu less the 40-byte header). */

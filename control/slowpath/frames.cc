@@ -93,6 +93,95 @@ Bytes BuildIpv4Frame(std::span<const uint8_t, kEthernetLen> ethernet, std::span<
   return f;
 }
 
+namespace {
+
+constexpr uint8_t kProtoIcmp = 1, kProtoTcp = 6, kProtoUdp = 17;
+
+// Where the IPv4 packet of a frame to run or a run's output starts.
+absl::StatusOr<size_t> Ipv4Offset(std::span<const uint8_t> frame) {
+  if (frame.size() < kEthernetLen) return absl::InvalidArgumentError("frame cut short");
+  switch (Get16(frame, 12)) {
+    case kEtherTypeIpv4:
+      return kEthernetLen;
+    case kEtherTypeIpv6: {
+      absl::StatusOr<SoftwirePacket> sw = ParseSoftwireFrame(frame);
+      if (!sw.ok()) return sw.status();
+      return static_cast<size_t>(sw->ipv4.data() - frame.data());
+    }
+    default:
+      return absl::InvalidArgumentError("neither IPv4 nor IPv6");
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<FrameHead> CutForRun(std::span<const uint8_t> frame, size_t max) {
+  absl::StatusOr<size_t> ip = Ipv4Offset(frame);
+  if (!ip.ok()) return ip.status();
+  absl::StatusOr<fragments::Ipv4HeaderView> h = fragments::ParseIpv4Header(frame.subspan(*ip));
+  if (!h.ok()) return h.status();
+  if (Get16(frame, *ip + 6) & 0x3fff) return absl::InvalidArgumentError("a fragment cannot be cut");
+  const size_t ihl = (frame[*ip] & 0x0f) * 4;
+  const size_t end = *ip + h->total_length;  // Ethernet padding, if any, is not the datagram's
+  const uint8_t proto = frame[*ip + 9];
+  size_t l4_header = 0;
+  if (proto == kProtoUdp || proto == kProtoIcmp) {
+    l4_header = 8;
+  } else if (proto == kProtoTcp && h->total_length >= ihl + 20) {
+    l4_header = (frame[*ip + ihl + 12] >> 4) * 4;
+  }
+  if (*ip + ihl + l4_header > max) return absl::OutOfRangeError("headers longer than a run takes");
+  FrameHead cut;
+  if (frame.size() <= max) {  // runs as it is
+    cut.head.assign(frame.begin(), frame.end());
+    cut.head_ipv4_len = h->total_length;
+    return cut;
+  }
+  // The head ends at `max`, or at the datagram's end when only bytes after it (Ethernet
+  // padding, IPv6 payload past the IPv4 packet) are too many: those are not sent on.
+  const size_t head_end = std::min(end, max);
+  const size_t tail = end - head_end;
+  cut.head.assign(frame.begin(), frame.begin() + head_end);
+  cut.tail = frame.subspan(head_end, tail);
+  cut.head_ipv4_len = h->total_length - tail;
+  // Only lengths change and the L4 checksums stay as they were (they cover the whole
+  // datagram), so the program's incremental updates are right for the whole datagram once
+  // the lengths are restored. The IPv4 header checksum covers the header only: made right.
+  Put16(cut.head, *ip + 2, static_cast<uint16_t>(cut.head_ipv4_len));
+  fragments::SetIpv4HeaderChecksum(std::span<uint8_t>(cut.head).subspan(*ip, ihl));
+  if (*ip > kEthernetLen) {  // the IPv6 payload: extension headers and the head's IPv4
+    Put16(cut.head, kEthernetLen + 4, static_cast<uint16_t>(head_end - kEthernetLen - kIpv6HeaderLen));
+  }
+  if (proto == kProtoUdp && tail > 0) {
+    uint16_t udp_len = Get16(frame, *ip + ihl + 4);
+    if (udp_len < 8 + tail) return absl::InvalidArgumentError("UDP length shorter than the datagram");
+    Put16(cut.head, *ip + ihl + 4, static_cast<uint16_t>(udp_len - tail));
+  }
+  return cut;
+}
+
+absl::StatusOr<Bytes> RejoinTail(std::span<const uint8_t> out, size_t head_ipv4_len,
+                                 std::span<const uint8_t> tail) {
+  Bytes f(out.begin(), out.end());
+  if (tail.empty()) return f;
+  absl::StatusOr<size_t> ip = Ipv4Offset(out);
+  if (!ip.ok()) return ip.status();
+  if (out.size() < *ip + 20) return absl::InvalidArgumentError("IPv4 header cut short");
+  if (Get16(out, *ip + 2) != head_ipv4_len || out.size() != *ip + head_ipv4_len) return f;
+  const size_t ihl = (out[*ip] & 0x0f) * 4;
+  const bool udp = out[*ip + 9] == kProtoUdp;
+  if (ihl < 20 || out.size() < *ip + ihl + (udp ? 8 : 0)) {
+    return absl::InvalidArgumentError("IPv4 or UDP header cut short");
+  }
+  if (head_ipv4_len + tail.size() > 0xffff) return absl::InvalidArgumentError("datagram over 64 KiB");
+  f.insert(f.end(), tail.begin(), tail.end());
+  Put16(f, *ip + 2, static_cast<uint16_t>(head_ipv4_len + tail.size()));
+  fragments::SetIpv4HeaderChecksum(std::span<uint8_t>(f).subspan(*ip, ihl));
+  if (*ip > kEthernetLen) Put16(f, kEthernetLen + 4, static_cast<uint16_t>(Get16(f, kEthernetLen + 4) + tail.size()));
+  if (udp) Put16(f, *ip + ihl + 4, static_cast<uint16_t>(Get16(f, *ip + ihl + 4) + tail.size()));
+  return f;
+}
+
 absl::StatusOr<std::vector<Bytes>> FitToMtu(std::span<const uint8_t> frame, size_t mtu) {
   if (frame.size() < kEthernetLen) return absl::InvalidArgumentError("frame cut short");
   uint16_t ether_type = Get16(frame, 12);

@@ -38,6 +38,26 @@ Bytes BuildSoftwireFrame(std::span<const uint8_t, kEthernetLen> ethernet, const 
                          const Ipv6Bytes& softwire, std::span<const uint8_t> ipv4);
 Bytes BuildIpv4Frame(std::span<const uint8_t, kEthernetLen> ethernet, std::span<const uint8_t> ipv4);
 
+// BPF_PROG_TEST_RUN hands XDP one page, so a longer datagram is run as its head: the first
+// `max` bytes of the frame, with the IPv4 total length, a UDP header's length and the IPv6
+// payload length (softwire frames) shortened to match. The program reads and rewrites only
+// headers (IPv4, TCP/UDP/ICMP) and fixes checksums incrementally, so what it makes of the
+// head, with the tail put back and those lengths restored (RejoinTail), is what it would
+// have made of the whole datagram. Errors: malformed, a fragment, or headers past `max`.
+struct FrameHead {
+  Bytes head;
+  std::span<const uint8_t> tail;  // into the frame given
+  size_t head_ipv4_len = 0;       // the head's IPv4 total length
+};
+absl::StatusOr<FrameHead> CutForRun(std::span<const uint8_t> frame, size_t max);
+
+// `out` (what the program made of a head: [Ethernet][IPv4] or our [Ethernet][IPv6][IPv4])
+// with the tail appended, the lengths grown back and the IPv4 header checksum recomputed.
+// An output whose IPv4 packet is not the head's length is not the head translated (an ICMP
+// error the program made about it): returned as it is.
+absl::StatusOr<Bytes> RejoinTail(std::span<const uint8_t> out, size_t head_ipv4_len,
+                                 std::span<const uint8_t> tail);
+
 // What the program sent, cut to fit `mtu` (the egress link's, for the L3 packet): an IPv4
 // frame is fragmented itself; an IPv6 frame toward a B4 has its inner IPv4 packet fragmented
 // to mtu - 40, each fragment behind a copy of the Ethernet and IPv6 headers with payload_len

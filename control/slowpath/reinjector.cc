@@ -8,9 +8,17 @@
 namespace aftr::slowpath {
 
 void Reinjector::Reinject(std::span<const uint8_t> frame, int ingress_ifindex) {
+  // Longer than a run takes: the program runs on the head, the tail is put back after.
+  FrameHead cut;
   if (frame.size() > bpf::Datapath::kMaxSlowRunFrame) {
-    counters_.too_big.fetch_add(1, std::memory_order_relaxed);
-    return;
+    absl::StatusOr<FrameHead> head = CutForRun(frame, bpf::Datapath::kMaxSlowRunFrame);
+    if (!head.ok()) {
+      counters_.too_big.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    cut = *std::move(head);
+    frame = cut.head;
+    counters_.head_runs.fetch_add(1, std::memory_order_relaxed);
   }
   absl::StatusOr<bpf::Datapath::SlowRun> run = run_(frame, ingress_ifindex);
   if (!run.ok()) {
@@ -22,9 +30,18 @@ void Reinjector::Reinject(std::span<const uint8_t> frame, int ingress_ifindex) {
     counters_.not_forwarded.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  Bytes whole = std::move(run->frame);
+  if (!cut.tail.empty()) {
+    absl::StatusOr<Bytes> rejoined = RejoinTail(whole, cut.head_ipv4_len, cut.tail);
+    if (!rejoined.ok()) {
+      counters_.not_forwarded.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    whole = *std::move(rejoined);
+  }
   // XDP_TX leaves by the interface it came in on; the program reports that one too.
   int egress = run->meta.egress_ifindex != 0 ? static_cast<int>(run->meta.egress_ifindex) : ingress_ifindex;
-  absl::StatusOr<std::vector<Bytes>> pieces = FitToMtu(run->frame, run->meta.mtu);
+  absl::StatusOr<std::vector<Bytes>> pieces = FitToMtu(whole, run->meta.mtu);
   if (!pieces.ok()) {
     if (absl::IsFailedPrecondition(pieces.status())) {
       counters_.too_big.fetch_add(1, std::memory_order_relaxed);

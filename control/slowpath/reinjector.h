@@ -19,7 +19,8 @@ struct ReinjectCounters {
   std::atomic<uint64_t> fragments_sent{0};  // frames sent (a datagram that fits is one)
   std::atomic<uint64_t> send_errors{0};
   std::atomic<uint64_t> not_forwarded{0};   // dropped or passed by the program (its counters say why)
-  std::atomic<uint64_t> too_big{0};         // larger than a run takes, or DF set and over the MTU
+  std::atomic<uint64_t> too_big{0};         // headers past what a run takes, or DF set and over the MTU
+  std::atomic<uint64_t> head_runs{0};       // datagrams longer than a run takes, run as their head
   std::atomic<uint64_t> run_errors{0};      // BPF_PROG_TEST_RUN failed
 };
 

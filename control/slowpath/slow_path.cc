@@ -232,6 +232,7 @@ std::map<std::string, uint64_t> SlowPath::CounterMap() const {
       {"slow_path_send_errors", r.send_errors.load()},
       {"slow_path_not_forwarded", r.not_forwarded.load()},
       {"slow_path_too_big", r.too_big.load()},
+      {"slow_path_head_runs", r.head_runs.load()},
       {"slow_path_run_errors", r.run_errors.load()},
   };
   absl::MutexLock lock(&counters_mu_);

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 
+#include "control/slowpath/frames.h"
 #include "flows.h"
 #include "harness.h"
 #include "packet_builder.h"
@@ -210,6 +211,63 @@ TEST_CASE("fragments: a slow-path run translates a whole oversize packet and rep
       CHECK(out->dport == kInnerPort);
     }
   }
+}
+
+// A datagram longer than one run takes is run as its head (control/slowpath/frames.h):
+// the program's translation of the head, with the tail put back, must be the whole datagram
+// translated, every checksum right. Here the head is 600 bytes of a 6000-byte datagram.
+SlowRun RunSlowAsHead(Harness& h, int ingress, const Bytes& frame) {
+  absl::StatusOr<aftr::slowpath::FrameHead> cut = aftr::slowpath::CutForRun(frame, 600);
+  REQUIRE(cut.ok());
+  REQUIRE(cut->head.size() == 600);
+  REQUIRE(cut->tail.size() == frame.size() - 600);
+  SlowRun s = RunSlow(h, ingress, cut->head);
+  absl::StatusOr<Bytes> whole = aftr::slowpath::RejoinTail(s.frame, cut->head_ipv4_len, cut->tail);
+  REQUIRE(whole.ok());
+  s.frame = *whole;
+  return s;
+}
+
+TEST_CASE("fragments: a slow-path run on a datagram's head translates the whole datagram",
+          "[fragment][slow_path]") {
+  Harness h;
+  Mapping m = TranslateUdp(h, kB4a, kInnerPort);
+  std::string payload(6000, 0);
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = char(i * 13 + 5);
+
+  // Outbound UDP: decapsulated, translated.
+  Bytes big = FromB4(kB4a).FragOff(0).Udp(kInnerPort, kRemotePort).Payload(payload).Build();
+  SlowRun s = RunSlowAsHead(h, Net().b4_ifindex, big);
+  CHECK(VerdictName(s.r.verdict) == "XDP_REDIRECT");
+  std::optional<Frame> out = ParseFrame(s.frame);
+  REQUIRE(out);
+  CHECK(out->has_ipv4);
+  CHECK(!out->has_ipv6);
+  CHECK(out->src == m.addr);
+  CHECK(out->sport == m.port);
+  CHECK(out->tot_len == 20 + 8 + 6000);
+  CHECK(s.frame.size() == 14 + 20 + 8 + 6000);
+  CHECK(ChecksumErrors(s.frame) == "");
+  CHECK(Bytes(s.frame.end() - 6000, s.frame.end()) == Bytes(payload.begin(), payload.end()));
+
+  // Inbound TCP (a session made by a SYN first): translated and encapsulated toward the B4.
+  RunResult syn = h.Run(FromB4(kB4a).Tcp(kInnerPort + 1, kRemotePort, kTcpSyn).Build());
+  REQUIRE(VerdictName(syn.verdict) == "XDP_REDIRECT");
+  std::optional<Frame> syn_out = ParseFrame(syn.out);
+  REQUIRE(syn_out);
+  Bytes back = FromInternet(kRemote, syn_out->src).FragOff(0)
+                   .Tcp(kRemotePort, syn_out->sport, kTcpAck).Payload(payload).Build();
+  s = RunSlowAsHead(h, Net().inet_ifindex, back);
+  CHECK(VerdictName(s.r.verdict) == "XDP_REDIRECT");
+  out = ParseFrame(s.frame);
+  REQUIRE(out);
+  CHECK(out->has_ipv6);
+  CHECK(out->ip6_dst == kB4a);
+  CHECK(out->ip6_payload_len == 20 + 20 + 6000);
+  CHECK(out->dst == kInner);
+  CHECK(out->dport == kInnerPort + 1);
+  CHECK(ChecksumErrors(s.frame) == "");
+  CHECK(Bytes(s.frame.end() - 6000, s.frame.end()) == Bytes(payload.begin(), payload.end()));
 }
 
 TEST_CASE("fragments: a slow-path run answers an expired TTL with time exceeded and reports "

@@ -13,6 +13,12 @@ aftrctl_run() {
 	"$AFTRCTL" --socket "${AFTRCTL_SOCKET:-$AFTR_API_SOCKET}" "$@"
 }
 
+# aftrctl_counter NAME: one of aftrd's own counters (aftrctl stats), 0 when absent.
+aftrctl_counter() {
+	aftrctl_run --json stats | /usr/bin/python3 -c \
+		'import json, sys; print(int(json.load(sys.stdin).get("controller_counters", {}).get(sys.argv[1], 0)))' "$1"
+}
+
 aftrctl_show() {
 	echo "== subscribers (aftrctl subscribers list)"
 	aftrctl_run subscribers list --all

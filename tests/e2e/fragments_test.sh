@@ -8,6 +8,7 @@
 #     bytes becomes an IPv6 packet over wan0's MTU and is dropped there (neither IPv4 nor IPv6
 #     fragments come out). So the hosts use MTU 1460, as a B4 announces to its LAN (RFC 6333
 #     section 5.3), and send their IPv4 fragments themselves.
+#     And 8000 bytes, longer than one run of the program takes: run as its head.
 #  2. the same datagram sent by b4a as IPv6 fragments (crafted: a B4 that fragments the
 #     tunnel packet instead), reassembled by the AFTR's kernel for aftrd's raw socket.
 #  3. an Internet host sends 3000 bytes to h1's mapping as fragments in reverse order.
@@ -39,13 +40,8 @@ failures=0
 in_ns h1 ip link set "$HOST_IF" mtu 1460
 in_ns h2 ip link set "$HOST_IF" mtu 1460
 
-# ctl_counter NAME: one of aftrd's own counters (aftrctl stats).
-ctl_counter() {
-	aftrctl_run --json stats | "$PY" -c \
-		'import json, sys; print(int(json.load(sys.stdin).get("controller_counters", {}).get(sys.argv[1], 0)))' "$1"
-}
-ctl_above() { local got; got=$(ctl_counter "$1"); ((got > $2)) || { echo "    $1 = $got, expected > $2" >&2; return 1; }; }
-no_pending() { [[ $(ctl_counter fragments_pending_datagrams) == 0 ]]; }
+ctl_above() { local got; got=$(aftrctl_counter "$1"); ((got > $2)) || { echo "    $1 = $got, expected > $2" >&2; return 1; }; }
+no_pending() { [[ $(aftrctl_counter fragments_pending_datagrams) == 0 ]]; }
 dp_above() { local got; got=$(aftr_counter "$1"); ((got > $2)) || { echo "    $1 = $got, expected > $2" >&2; return 1; }; }
 
 # big_echo ROLE SIZE: a SIZE-byte datagram to the echo server comes back whole.
@@ -76,6 +72,10 @@ check "aftrd reassembled both ways (fragments_reassembled)" ctl_above fragments_
 check "aftrd reinjected them (slow_path_reinjected)" ctl_above slow_path_reinjected 3
 check "aftrd sent them fragmented (slow_path_fragments_sent)" ctl_above slow_path_fragments_sent 7
 check "small UDP still takes the fast path" check_udp h1
+# Longer than one program run takes (a page): run as its head, the tail put back after.
+heads_before=$(aftrctl_counter slow_path_head_runs)
+check "h1: 8000 bytes to the echo server and back" big_echo h1 8000
+check "both ways ran as a head (slow_path_head_runs)" ctl_above slow_path_head_runs $((heads_before + 1))
 
 # ---- 2. IPv6 fragments from a B4 ----
 # h1 waits on port 47000 for the echo of what b4a sends in its name as IPv6 fragments.
@@ -122,7 +122,7 @@ v6frag_exchange() {
 	grep -q "^3000 True$" "$TOPO_TMP/v6frag.out"
 }
 pass_before=$(aftr_counter pass_ipv6_fragment)
-kernel_before=$(ctl_counter slow_path_from_kernel)
+kernel_before=$(aftrctl_counter slow_path_from_kernel)
 check "b4a: a 3000-byte datagram as IPv6 fragments reaches the echo server, its echo h1" v6frag_exchange
 check "XDP passed the IPv6 fragments to the kernel (pass_ipv6_fragment)" dp_above pass_ipv6_fragment $((pass_before + 2))
 check "aftrd got the kernel's reassembly (slow_path_from_kernel)" ctl_above slow_path_from_kernel "$kernel_before"

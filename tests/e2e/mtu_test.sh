@@ -10,11 +10,16 @@
 #             MSS clamped to 1300 (softwire_mtu - 80);
 #   inbound   a UDP reply of 1400 bytes sent with DF (IP_PMTUDISC_DO) from inet is answered by
 #             "fragmentation needed" naming 1340; inet's kernel caches that MTU for h1's public
-#             address and its next send of that size fails with EMSGSIZE.
+#             address and its next send of that size fails with EMSGSIZE;
+#   no DF     a 1450-byte UDP datagram from h1 and a 1372-byte reply from inet, both without
+#             DF, cross whole: the AFTR hands them to its slow path, which fragments them to
+#             the Internet side's 1400 and the tunnel's 1340.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 source "$here/aftrd.sh"
+# shellcheck source=SCRIPTDIR/aftrctl.sh
+source "$here/aftrctl.sh"
 trap aftr_lab_down EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -47,8 +52,7 @@ check "ping -M do -s 1450: fragmentation needed from 192.0.0.1 naming mtu 1400" 
 check "h1's kernel caches mtu 1400 toward $INET_ADDR4" \
 	bash -c "ip netns exec '$NS_H1' ip route get '$INET_ADDR4' | grep -q 'mtu 1400'"
 check "counted icmp_frag_needed_sent" test "$(aftr_counter icmp_frag_needed_sent)" -gt "$frag_b4"
-# 1340 bytes of IPv4 both ways: the Internet side and, for the reply (sent without DF by
-# Linux: too big, it would meet the slow path's hook), the tunnel.
+# 1340 bytes of IPv4 both ways: fits the Internet side and, for the reply, the tunnel.
 check "a ping that fits both ways still goes through" \
 	in_ns h1 ping -M do -s 1312 -c 1 -W 2 -q "$INET_ADDR4"
 
@@ -131,7 +135,53 @@ check "the datagram that fits reached h1 (and the oversize ones did not)" \
 check "counted icmp_frag_needed_sent from the Internet side" \
 	test "$(aftr_counter icmp_frag_needed_sent)" -gt "$frag_in"
 
-aftr_show counters | grep -E "icmp_|mss_clamped|drop_too_big|drop_ttl" || true
+# ---- Without DF, bigger than the path both ways: the slow path fragments ----
+# Both ends send with IP_PMTUDISC_INTERFACE: no DF, and their own interface MTU rather than
+# the path MTU their kernels learned above, so the datagrams reach the AFTR whole.
+cat >"$TOPO_TMP/nodf_echo.py" <<-'PY'
+	# Answers one datagram of 1450 bytes with one of 1372 (1400 of IPv4), both without DF.
+	import socket
+	IP_MTU_DISCOVER, IP_PMTUDISC_INTERFACE = 10, 4  # <linux/in.h>
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_INTERFACE)
+	s.bind(("0.0.0.0", 5006))
+	s.settimeout(15)
+	data, peer = s.recvfrom(4000)
+	print("request of %d bytes" % len(data), flush=True)
+	s.sendto(b"r" * 1372, peer)
+PY
+nodf_log=$TOPO_TMP/nodf_echo.log
+bg_in_ns inet "$nodf_log" timeout 20 /usr/bin/python3 "$TOPO_TMP/nodf_echo.py"
+check "no-DF server listening" wait_until 10 in_ns inet bash -c "ss -Hlun 'sport = :5006' | grep -q ."
+sent_before=$(aftrctl_counter slow_path_fragments_sent)
+queued_before=$(aftr_counter slow_path_queued)
+got=$(in_ns h1 timeout 10 /usr/bin/python3 - "$INET_ADDR4" <<-'PY' || true
+	import socket, sys
+	IP_MTU_DISCOVER, IP_PMTUDISC_INTERFACE = 10, 4
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_INTERFACE)
+	s.settimeout(4)
+	s.sendto(b"q" * 1450, (sys.argv[1], 5006))  # 1478 of IPv4: over the 1400 Internet side
+	try:
+	    data, _ = s.recvfrom(4000)
+	    print("received %d" % len(data))
+	except socket.timeout:
+	    print("received nothing")
+PY
+)
+echo "h1: $got"
+wait_until 5 grep -q "request of" "$nodf_log" || true
+cat "$nodf_log"
+check "h1's 1450-byte datagram without DF reached inet whole (fragmented by the slow path)" \
+	grep -qx "request of 1450 bytes" "$nodf_log"
+check "inet's 1372-byte reply without DF reached h1 whole (over softwire_mtu: fragmented)" \
+	grep -qx "received 1372" <<<"$got"
+check "the AFTR queued both whole packets to the slow path" \
+	test "$(aftr_counter slow_path_queued)" -ge $((queued_before + 2))
+check "and sent them as at least 4 fragments" \
+	test "$(aftrctl_counter slow_path_fragments_sent)" -ge $((sent_before + 4))
+
+aftr_show counters | grep -E "icmp_|mss_clamped|drop_too_big|drop_ttl|slow_path" || true
 if ((failures)); then
 	echo "FAILED: $failures check(s)"
 	cat "$AFTRD_STDERR" >&2

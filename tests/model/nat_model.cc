@@ -805,6 +805,10 @@ int Model::InMtuCheck(Packet& p, const SessionIn& s) {
 int Model::OutMtuCheck(Packet& p, const SessionOut& s, size_t outer) {
   Bytes& f = p.buf;
   Ipv4Header h{kEthLen + outer, f};
+  // The data plane's shortcut: a cached next hop that takes it, and a softwire that would.
+  if (config_.dp.fib_cache_ticks && s.fib.valid && h.tot_len() <= s.fib.mtu &&
+      h.tot_len() + kIpv6Len <= config_.dp.softwire_mtu)
+    return 0;
   uint32_t mtu;
   if (PoolContains(h.daddr())) {
     mtu = config_.dp.softwire_mtu - kIpv6Len;

@@ -30,6 +30,8 @@ Bytes Ipv4Udp(size_t payload, uint16_t frag = 0, uint16_t id = 0x1234) {
   uint8_t src[4] = {198, 51, 100, 1}, dst[4] = {203, 0, 113, 10};
   std::memcpy(&p[12], src, 4);
   std::memcpy(&p[16], dst, 4);
+  p[24] = (p.size() - 20) >> 8;  // UDP length
+  p[25] = (p.size() - 20) & 0xff;
   for (size_t i = 28; i < p.size(); ++i) p[i] = uint8_t(i * 7);
   uint16_t check = fragments::Ipv4HeaderChecksum(std::span<const uint8_t>(p).first(20));
   p[10] = check >> 8;
@@ -141,6 +143,75 @@ TEST_CASE("slowpath frames: DF set and too big is refused as such", "[slowpath]"
   CHECK(absl::IsFailedPrecondition(pieces.status()));
 }
 
+TEST_CASE("slowpath frames: a long datagram is cut into a head for a run and joined again",
+          "[slowpath]") {
+  Bytes ip = Ipv4Udp(6000);
+  Bytes f = BuildIpv4Frame(kEth, ip);
+  // Short enough: the frame itself, nothing cut.
+  absl::StatusOr<FrameHead> whole = CutForRun(f, f.size());
+  REQUIRE(whole.ok());
+  CHECK(whole->head == f);
+  CHECK(whole->tail.empty());
+
+  absl::StatusOr<FrameHead> cut = CutForRun(f, 1000);
+  REQUIRE(cut.ok());
+  REQUIRE(cut->head.size() == 1000);
+  CHECK(cut->tail.size() == f.size() - 1000);
+  CHECK(cut->head_ipv4_len == 1000 - 14);
+  CHECK(Get16(cut->head, 14 + 2) == 1000 - 14);           // IPv4 total length
+  CHECK(Get16(cut->head, 14 + 20 + 4) == 1000 - 14 - 20);  // UDP length
+  CHECK(ParseIpv4Frame(cut->head).ok());                   // its header checksum made right
+  CHECK(Bytes(cut->head.begin() + 14 + 28, cut->head.end()) == Bytes(f.begin() + 14 + 28, f.begin() + 1000));
+  // Joined unchanged: the frame again.
+  absl::StatusOr<Bytes> again = RejoinTail(cut->head, cut->head_ipv4_len, cut->tail);
+  REQUIRE(again.ok());
+  CHECK(*again == f);
+
+  // A softwire frame's head, "decapsulated" as the program would: joined, it is the whole
+  // IPv4 packet behind Ethernet, IPv6 payload length shortened in the head.
+  Bytes sw = BuildSoftwireFrame(kEth, kB4, kSoftwire, ip);
+  cut = CutForRun(sw, 1500);
+  REQUIRE(cut.ok());
+  CHECK(Get16(cut->head, 14 + 4) == 1500 - 14 - 40);
+  absl::StatusOr<SoftwirePacket> head = ParseSoftwireFrame(cut->head);
+  REQUIRE(head.ok());
+  Bytes decapsulated = BuildIpv4Frame(kEth, head->ipv4);
+  again = RejoinTail(decapsulated, cut->head_ipv4_len, cut->tail);
+  REQUIRE(again.ok());
+  CHECK(*again == f);
+  // And the other way: an IPv4 head encapsulated joins into the whole softwire frame.
+  cut = CutForRun(f, 1000);
+  REQUIRE(cut.ok());
+  absl::StatusOr<std::span<const uint8_t>> head4 = ParseIpv4Frame(cut->head);
+  REQUIRE(head4.ok());
+  again = RejoinTail(BuildSoftwireFrame(kEth, kB4, kSoftwire, *head4), cut->head_ipv4_len, cut->tail);
+  REQUIRE(again.ok());
+  CHECK(*again == sw);
+
+  // What is not the head translated (an ICMP error made about it) goes as it is.
+  Bytes error = BuildIpv4Frame(kEth, Ipv4Udp(20));
+  again = RejoinTail(error, cut->head_ipv4_len, cut->tail);
+  REQUIRE(again.ok());
+  CHECK(*again == error);
+}
+
+TEST_CASE("slowpath frames: what cannot be cut into a head is refused", "[slowpath]") {
+  // A fragment (its length is not the datagram's).
+  CHECK(!CutForRun(BuildIpv4Frame(kEth, Ipv4Udp(6000, 0x2000)), 1000).ok());
+  // Headers past the head.
+  CHECK(absl::IsOutOfRange(CutForRun(BuildIpv4Frame(kEth, Ipv4Udp(6000)), 40).status()));
+  // Not IPv4 or IPv6, or a broken IPv4 header.
+  CHECK(!CutForRun(Bytes(6000, 0), 1000).ok());
+  Bytes bad = BuildIpv4Frame(kEth, Ipv4Udp(6000));
+  bad[14 + 10] ^= 1;
+  CHECK(!CutForRun(bad, 1000).ok());
+  // A UDP length shorter than what is cut.
+  Bytes short_udp = BuildIpv4Frame(kEth, Ipv4Udp(6000));
+  short_udp[14 + 24] = 0;
+  short_udp[14 + 25] = 8;
+  CHECK(!CutForRun(short_udp, 1000).ok());
+}
+
 TEST_CASE("slowpath reinjector: sends what the program sent where it said, fragmented, and counts",
           "[slowpath]") {
   std::vector<std::pair<int, Bytes>> sent;
@@ -188,11 +259,41 @@ TEST_CASE("slowpath reinjector: sends what the program sent where it said, fragm
   CHECK(sent.empty());
   CHECK(r.counters().not_forwarded == 2);
 
-  // Larger than a program run takes: never run.
+  // Larger than a program run takes and not a datagram that can be cut: never run.
   run_ingress.clear();
   r.Reinject(Bytes(bpf::Datapath::kMaxSlowRunFrame + 1, 0), 3);
   CHECK(run_ingress.empty());
   CHECK(r.counters().too_big == 1);
+}
+
+TEST_CASE("slowpath reinjector: a datagram longer than a run takes is run as its head and sent "
+          "whole",
+          "[slowpath]") {
+  std::vector<std::pair<int, Bytes>> sent;
+  size_t run_size = 0;
+  Reinjector r(
+      [&](std::span<const uint8_t> frame, int) -> absl::StatusOr<bpf::Datapath::SlowRun> {
+        run_size = frame.size();
+        bpf::Datapath::SlowRun run;  // the program "forwards it unchanged" out of 7, MTU 9000
+        run.verdict = XDP_REDIRECT;
+        run.meta.egress_ifindex = 7;
+        run.meta.mtu = 9000;
+        run.frame.assign(frame.begin(), frame.end());
+        return run;
+      },
+      [&](int ifindex, std::span<const uint8_t> frame) {
+        sent.emplace_back(ifindex, Bytes(frame.begin(), frame.end()));
+        return absl::OkStatus();
+      });
+  Bytes in = BuildIpv4Frame(kEth, Ipv4Udp(8000));
+  REQUIRE(in.size() > bpf::Datapath::kMaxSlowRunFrame);
+  r.Reinject(in, 3);
+  CHECK(run_size == bpf::Datapath::kMaxSlowRunFrame);
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].second == in);
+  CHECK(r.counters().head_runs == 1);
+  CHECK(r.counters().reinjected == 1);
+  CHECK(r.counters().too_big == 0);
 }
 
 }  // namespace
