@@ -227,7 +227,7 @@ static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counte
 	};
 	rc = fib_lookup(ctx, &p);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_failure(rc, ctr);
+		return fib_failure(ctx, rc, &p, ctr);
 	fib_cache_store(&s->fib, &p, now_tick);
 	ipv4_dec_ttl(iph);
 	return fib_send(ctx, eth, &p, ctr);
@@ -445,7 +445,7 @@ static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter
 	__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
 	rc = fib_lookup(ctx, &p);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return fib_failure(rc, ctr);
+		return fib_failure(ctx, rc, &p, ctr);
 	fib_cache_store(&s->fib, &p, now_tick);
 	return fib_send(ctx, eth, &p, ctr);
 }

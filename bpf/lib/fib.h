@@ -97,10 +97,13 @@ static __always_inline void fib_cache_store(struct aftr_fib_cache *c, const stru
 	c->stamp = now_tick | 1; /* never 0, which means "not looked up" */
 }
 
-/* What a failed lookup means for the packet. */
-static __always_inline int fib_failure(int rc, struct aftr_counter_row *ctr)
+/* What a failed lookup (`p`) means for the packet. */
+static __always_inline int fib_failure(struct xdp_md *ctx, int rc, const struct bpf_fib_lookup *p,
+				       struct aftr_counter_row *ctr)
 {
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		if (slow_path_run(ctx))
+			slow_path_note_via_kernel(ctx, p->ifindex);
 		stat_inc(ctr, AFTR_C_PASS_NO_NEIGH);
 		return XDP_PASS;
 	}

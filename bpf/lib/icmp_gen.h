@@ -220,6 +220,8 @@ static __noinline int icmp_error_gen(struct xdp_md *ctx, struct aftr_counter_row
 	};
 	int rc = fib_lookup(ctx, &p);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		if (slow_path_run(ctx)) /* about a reassembled datagram: aftrd hands it to the kernel */
+			slow_path_note_via_kernel(ctx, p.ifindex);
 		stat_inc(ctr, sent);
 		stat_inc(ctr, AFTR_C_PASS_NO_NEIGH);
 		return XDP_PASS;

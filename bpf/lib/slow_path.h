@@ -53,6 +53,24 @@ static __noinline int slow_path_note(struct xdp_md *ctx, __u32 ifindex, __u32 mt
 	return 1;
 }
 
+/* In a slow-path run whose next hop has no resolved neighbour (the program passes the frame
+ * for the kernel to forward, as in the fast path): aftrd is to hand it to the kernel's IP
+ * stack, out of `ifindex`, within that device's MTU (the tunnel's at most toward a B4). */
+static __noinline int slow_path_note_via_kernel(struct xdp_md *ctx, __u32 ifindex)
+{
+	__u32 mtu = 0;
+
+	if (bpf_check_mtu(ctx, ifindex, &mtu, 0, 0) < 0)
+		mtu = 0; /* no such device: aftrd counts it not forwarded */
+	slow_path_note(ctx, ifindex, mtu);
+
+	struct aftr_slow_meta *m = (void *)(long)ctx->data_meta;
+	if ((void *)(m + 1) > (void *)(long)ctx->data)
+		return 0;
+	m->flags |= AFTR_SLOW_META_VIA_KERNEL;
+	return 1;
+}
+
 /* Copies the whole frame with a record header into aftr_slow_path and drops it here:
  * aftrd takes it from there. `kind` is an enum aftr_slow_kind. A slow-path run never queues
  * again (what aftrd hands back is whole; a fragment then would loop): DROP_FRAGMENT. */

@@ -182,6 +182,26 @@ absl::StatusOr<Bytes> RejoinTail(std::span<const uint8_t> out, size_t head_ipv4_
   return f;
 }
 
+bool DecrementHopLimit(Bytes& frame) {
+  if (frame.size() < kEthernetLen + 1) return false;
+  switch (Get16(frame, 12)) {
+    case kEtherTypeIpv4: {
+      if (frame.size() < kEthernetLen + 20 || (frame[kEthernetLen] >> 4) != 4) return false;
+      const size_t ihl = (frame[kEthernetLen] & 0x0f) * 4;
+      if (ihl < 20 || frame.size() < kEthernetLen + ihl || frame[kEthernetLen + 8] <= 1) return false;
+      --frame[kEthernetLen + 8];
+      fragments::SetIpv4HeaderChecksum(std::span<uint8_t>(frame).subspan(kEthernetLen, ihl));
+      return true;
+    }
+    case kEtherTypeIpv6:
+      if (frame.size() < kEthernetLen + kIpv6HeaderLen || frame[kEthernetLen + 7] <= 1) return false;
+      --frame[kEthernetLen + 7];
+      return true;
+    default:
+      return false;
+  }
+}
+
 absl::StatusOr<std::vector<Bytes>> FitToMtu(std::span<const uint8_t> frame, size_t mtu) {
   if (frame.size() < kEthernetLen) return absl::InvalidArgumentError("frame cut short");
   uint16_t ether_type = Get16(frame, 12);

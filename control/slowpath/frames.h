@@ -58,6 +58,11 @@ absl::StatusOr<FrameHead> CutForRun(std::span<const uint8_t> frame, size_t max);
 absl::StatusOr<Bytes> RejoinTail(std::span<const uint8_t> out, size_t head_ipv4_len,
                                  std::span<const uint8_t> tail);
 
+// What the kernel would do to a frame the program passed it to forward: the IPv4 TTL (with
+// its header checksum) or the IPv6 hop limit less one. False when it was 1 or 0 (not
+// forwarded) or the frame is neither.
+bool DecrementHopLimit(Bytes& frame);
+
 // What the program sent, cut to fit `mtu` (the egress link's, for the L3 packet): an IPv4
 // frame is fragmented itself; an IPv6 frame toward a B4 has its inner IPv4 packet fragmented
 // to mtu - 40, each fragment behind a copy of the Ethernet and IPv6 headers with payload_len

@@ -26,7 +26,9 @@ void Reinjector::Reinject(std::span<const uint8_t> frame, int ingress_ifindex) {
     LogError("slow path: %s", run.status().ToString());
     return;
   }
-  if (run->verdict != XDP_TX && run->verdict != XDP_REDIRECT) {
+  const bool via_kernel = run->verdict == XDP_PASS && (run->meta.flags & AFTR_SLOW_META_VIA_KERNEL) &&
+                          kernel_send_ != nullptr;
+  if (run->verdict != XDP_TX && run->verdict != XDP_REDIRECT && !via_kernel) {
     counters_.not_forwarded.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -38,6 +40,11 @@ void Reinjector::Reinject(std::span<const uint8_t> frame, int ingress_ifindex) {
       return;
     }
     whole = *std::move(rejoined);
+  }
+  // The kernel forwards a passed frame as a router: one hop less (the program left it).
+  if (via_kernel && !DecrementHopLimit(whole)) {
+    counters_.not_forwarded.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
   // XDP_TX leaves by the interface it came in on; the program reports that one too.
   int egress = run->meta.egress_ifindex != 0 ? static_cast<int>(run->meta.egress_ifindex) : ingress_ifindex;
@@ -51,8 +58,9 @@ void Reinjector::Reinject(std::span<const uint8_t> frame, int ingress_ifindex) {
     return;
   }
   counters_.reinjected.fetch_add(1, std::memory_order_relaxed);
+  if (via_kernel) counters_.via_kernel.fetch_add(1, std::memory_order_relaxed);
   for (const Bytes& piece : *pieces) {
-    if (absl::Status s = send_(egress, piece); !s.ok()) {
+    if (absl::Status s = via_kernel ? kernel_send_(piece) : send_(egress, piece); !s.ok()) {
       counters_.send_errors.fetch_add(1, std::memory_order_relaxed);
     } else {
       counters_.fragments_sent.fetch_add(1, std::memory_order_relaxed);

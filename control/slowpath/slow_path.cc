@@ -49,7 +49,8 @@ absl::StatusOr<std::unique_ptr<SlowPath>> SlowPath::Start(const aftr::config::v1
       },
       [s = sp->sender_.get()](int ifindex, std::span<const uint8_t> frame) {
         return s->Send(ifindex, frame);
-      });
+      },
+      [s = sp->sender_.get()](std::span<const uint8_t> frame) { return s->SendViaKernel(frame); });
 
   sp->ring_ = ring_buffer__new(datapath->fds().slow_path, &SlowPath::OnRecord, sp.get(), nullptr);
   if (sp->ring_ == nullptr) return ErrnoToStatus(errno, "opening the slow-path ring");
@@ -233,6 +234,7 @@ std::map<std::string, uint64_t> SlowPath::CounterMap() const {
       {"slow_path_not_forwarded", r.not_forwarded.load()},
       {"slow_path_too_big", r.too_big.load()},
       {"slow_path_head_runs", r.head_runs.load()},
+      {"slow_path_via_kernel", r.via_kernel.load()},
       {"slow_path_run_errors", r.run_errors.load()},
   };
   absl::MutexLock lock(&counters_mu_);

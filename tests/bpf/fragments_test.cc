@@ -36,9 +36,9 @@ uint32_t InterfaceMtu(int ifindex) {
 Bytes WithSlowMeta(const Bytes& frame) {
   aftr_slow_meta meta{};
   meta.magic = AFTR_SLOW_META_MAGIC;
-  Bytes out(sizeof(meta));
+  Bytes out(sizeof(meta) + frame.size());
   std::memcpy(out.data(), &meta, sizeof(meta));
-  out.insert(out.end(), frame.begin(), frame.end());
+  std::copy(frame.begin(), frame.end(), out.begin() + sizeof(meta));
   return out;
 }
 
@@ -268,6 +268,28 @@ TEST_CASE("fragments: a slow-path run on a datagram's head translates the whole 
   CHECK(out->dport == kInnerPort + 1);
   CHECK(ChecksumErrors(s.frame) == "");
   CHECK(Bytes(s.frame.end() - 6000, s.frame.end()) == Bytes(payload.begin(), payload.end()));
+}
+
+TEST_CASE("fragments: a slow-path run whose next hop is not resolved says to hand it to the "
+          "kernel",
+          "[fragment][slow_path]") {
+  Harness h;
+  Bytes out = FromB4(kB4a, kInner, kRemoteNoNeigh).Udp(kInnerPort, kRemotePort).Payload("nn").Build();
+  CounterValues before = h.Counters();
+  SlowRun s = RunSlow(h, Net().b4_ifindex, out);
+  CHECK(VerdictName(s.r.verdict) == "XDP_PASS");
+  CHECK(CounterDiff(before, h.Counters()).find("pass_no_neigh=1") != std::string::npos);
+  CHECK(s.meta.flags == AFTR_SLOW_META_VIA_KERNEL);
+  CHECK(int(s.meta.egress_ifindex) == Net().inet_ifindex);
+  CHECK(s.meta.mtu == InterfaceMtu(Net().inet_ifindex));
+  std::optional<Frame> f = ParseFrame(s.frame);
+  REQUIRE(f);
+  CHECK(f->has_ipv4);  // translated, for the kernel to route
+  CHECK(f->src == h.Subscriber(kB4a)->public_addr);
+  CHECK(f->dst == kRemoteNoNeigh);
+  // The fast path passes the same frame with no metadata to write.
+  RunResult fast = h.Run(FromB4(kB4a, kInner, kRemoteNoNeigh).Udp(kInnerPort, kRemotePort).Payload("nn").Build());
+  CHECK(VerdictName(fast.verdict) == "XDP_PASS");
 }
 
 TEST_CASE("fragments: a slow-path run answers an expired TTL with time exceeded and reports "

@@ -9,6 +9,7 @@
 #     fragments come out). So the hosts use MTU 1460, as a B4 announces to its LAN (RFC 6333
 #     section 5.3), and send their IPv4 fragments themselves.
 #     And 8000 bytes, longer than one run of the program takes: run as its head.
+#     And again with the AFTR's neighbours forgotten: the slow path hands it to the kernel.
 #  2. the same datagram sent by b4a as IPv6 fragments (crafted: a B4 that fragments the
 #     tunnel packet instead), reassembled by the AFTR's kernel for aftrd's raw socket.
 #  3. an Internet host sends 3000 bytes to h1's mapping as fragments in reverse order.
@@ -76,6 +77,20 @@ check "small UDP still takes the fast path" check_udp h1
 heads_before=$(aftrctl_counter slow_path_head_runs)
 check "h1: 8000 bytes to the echo server and back" big_echo h1 8000
 check "both ways ran as a head (slow_path_head_runs)" ctl_above slow_path_head_runs $((heads_before + 1))
+
+# ---- 1b. next hops not resolved: the slow path hands its packets to the kernel ----
+# The AFTR forgets its neighbours toward inet and b4a (the lab's are static) and h1's session
+# waits out its cached next hops (fib_cache_ms, 1 s by default): the slow path's run then
+# finds no neighbour both ways, passes the packet as the fast path does, and aftrd sends it
+# through the kernel's IP stack, which resolves the neighbour (ARP, ND) and sends it.
+sleep 1.5
+via_before=$(aftrctl_counter slow_path_via_kernel)
+in_ns aftr ip neigh del "$INET_ADDR4" dev "$AFTR_IF_INET"
+in_ns aftr ip -6 neigh del "$B4A_ADDR6" dev "$AFTR_IF_A"
+check "h1: 3000 bytes to the echo server and back with no neighbour resolved" big_echo h1 3000
+check "both ways went through the kernel (slow_path_via_kernel)" ctl_above slow_path_via_kernel $((via_before + 1))
+in_ns aftr ip neigh replace "$INET_ADDR4" lladdr "$MAC_INET" dev "$AFTR_IF_INET" nud permanent
+in_ns aftr ip -6 neigh replace "$B4A_ADDR6" lladdr "$MAC_B4A_WAN" dev "$AFTR_IF_A" nud permanent
 
 # ---- 2. IPv6 fragments from a B4 ----
 # h1 waits on port 47000 for the echo of what b4a sends in its name as IPv6 fragments.

@@ -266,6 +266,57 @@ TEST_CASE("slowpath reinjector: sends what the program sent where it said, fragm
   CHECK(r.counters().too_big == 1);
 }
 
+TEST_CASE("slowpath reinjector: what the program passes for the kernel goes to the kernel, one "
+          "hop less",
+          "[slowpath]") {
+  std::vector<Bytes> to_kernel;
+  int sent_out = 0;
+  uint32_t flags = AFTR_SLOW_META_VIA_KERNEL;
+  Bytes output = BuildIpv4Frame(kEth, Ipv4Udp(3000));
+  auto run = [&](std::span<const uint8_t>, int) -> absl::StatusOr<bpf::Datapath::SlowRun> {
+    bpf::Datapath::SlowRun r;
+    r.verdict = XDP_PASS;
+    r.meta.egress_ifindex = 7;
+    r.meta.mtu = 1500;
+    r.meta.flags = flags;
+    r.frame = output;
+    return r;
+  };
+  auto send = [&](int, std::span<const uint8_t>) {
+    ++sent_out;
+    return absl::OkStatus();
+  };
+  Reinjector r(run, send, [&](std::span<const uint8_t> frame) {
+    to_kernel.emplace_back(frame.begin(), frame.end());
+    return absl::OkStatus();
+  });
+  r.Reinject(BuildIpv4Frame(kEth, Ipv4Udp(3000)), 3);
+  REQUIRE(to_kernel.size() == 3);  // fragmented to the MTU the program reported
+  CHECK(sent_out == 0);
+  for (const Bytes& f : to_kernel) {
+    CHECK(f[14 + 8] == 63);  // TTL 64 less the kernel's hop
+    CHECK(ParseIpv4Frame(f).ok());  // its header checksum made right again
+  }
+  CHECK(r.counters().via_kernel == 1);
+  CHECK(r.counters().reinjected == 1);
+
+  // TTL 1: the kernel would not forward it.
+  output[14 + 8] = 1;
+  r.Reinject(BuildIpv4Frame(kEth, Ipv4Udp(3000)), 3);
+  CHECK(to_kernel.size() == 3);
+  CHECK(r.counters().not_forwarded == 1);
+  // Passed without the flag (not ours to forward), or no kernel sender: not forwarded.
+  output[14 + 8] = 64;
+  flags = 0;
+  r.Reinject(BuildIpv4Frame(kEth, Ipv4Udp(3000)), 3);
+  CHECK(r.counters().not_forwarded == 2);
+  flags = AFTR_SLOW_META_VIA_KERNEL;
+  Reinjector without(run, send);
+  without.Reinject(BuildIpv4Frame(kEth, Ipv4Udp(3000)), 3);
+  CHECK(without.counters().not_forwarded == 1);
+  CHECK(to_kernel.size() == 3);
+}
+
 TEST_CASE("slowpath reinjector: a datagram longer than a run takes is run as its head and sent "
           "whole",
           "[slowpath]") {

@@ -8,7 +8,7 @@
 
 #include <linux/types.h>
 
-#define AFTR_ABI_VERSION 14
+#define AFTR_ABI_VERSION 15
 
 #ifdef __cplusplus
 #define AFTR_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
@@ -446,12 +446,16 @@ struct aftr_slow_record {
 };
 #define AFTR_SLOW_META_MAGIC 0x534c4f57u /* "SLOW" */
 /* XDP metadata of a slow-path run. aftrd sets magic (the rest 0); the program fills in
- * egress_ifindex and mtu (of the route or device, from the FIB) when it sends the frame. */
+ * egress_ifindex and mtu (of the route or device, from the FIB) when it sends the frame,
+ * and, when it passes the frame because the next hop's neighbour is not resolved (the fast
+ * path's XDP_PASS, for the kernel to forward), also flags AFTR_SLOW_META_VIA_KERNEL: aftrd
+ * then hands the translated packet to the kernel's IP stack, which resolves the neighbour. */
+#define AFTR_SLOW_META_VIA_KERNEL 1u
 struct aftr_slow_meta {
 	__u32 magic;
 	__u32 egress_ifindex;
 	__u32 mtu;
-	__u32 pad;
+	__u32 flags;
 };
 
 /* ---- Controller-side helper program (SEC("syscall")) ----
