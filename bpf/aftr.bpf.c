@@ -215,7 +215,7 @@ static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counte
 	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
 	if (smac) {
 		ipv4_dec_ttl(iph);
-		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
+		return fib_cache_send(ctx, eth, &s->fib, smac, ctr, AFTR_SAME_IF_TX);
 	}
 	struct bpf_fib_lookup p = {
 		.family = AF_INET,
@@ -230,7 +230,7 @@ static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counte
 		return fib_failure(ctx, rc, &p, ctr);
 	fib_cache_store(&s->fib, &p, now_tick);
 	ipv4_dec_ttl(iph);
-	return fib_send(ctx, eth, &p, ctr);
+	return fib_send(ctx, eth, &p, ctr, AFTR_SAME_IF_TX);
 }
 
 #include "lib/icmp_gen.h"
@@ -239,7 +239,8 @@ static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counte
  * point stack. */
 static __noinline int hairpin_to_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr, __u32 outer);
 static __noinline int icmp_error_out(struct xdp_md *ctx, struct aftr_counter_row *ctr, __u32 outer);
-static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row *ctr);
+static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row *ctr,
+				 int hairpinned);
 static __noinline int icmp6_error_from_b4(struct xdp_md *ctx, struct aftr_counter_row *ctr);
 #define IPPROTO_ICMPV6_ 58 /* <linux/in6.h> defines IPPROTO_ICMPV6 only without libc headers */
 /* icmp6_error_from_b4: the frame is now the quoted IPv4 packet translated back; the caller
@@ -331,7 +332,7 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 		if (rc != L4_ICMP_ERROR)
 			return rc;
 		rc = icmp_error_out(ctx, ctr, outer);
-		return rc == ICMP_ERROR_HAIRPINNED ? icmp_error_in(ctx, ctr) : rc;
+		return rc == ICMP_ERROR_HAIRPINNED ? icmp_error_in(ctx, ctr, AFTR_SAME_IF_REDIRECT) : rc;
 	}
 
 	struct nat44_flow f = {};
@@ -420,7 +421,8 @@ static __always_inline int in_filter_allows(struct aftr_session_in_key *ik,
  * Ethernet header) is translated: encapsulated from the softwire address the B4 talks to,
  * then out by the session's cached next hop or a FIB lookup. */
 static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter_row *ctr,
-					 struct aftr_session_in *s, __u16 inner_len, __u64 now)
+					 struct aftr_session_in *s, __u16 inner_len, __u64 now,
+					 int redirect_back)
 {
 	int rc = sw_encap(ctx, s->b4, s->softwire_index, inner_len);
 	if (rc)
@@ -435,7 +437,7 @@ static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter
 	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
 	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
 	if (smac)
-		return fib_cache_send(ctx, eth, &s->fib, smac, ctr);
+		return fib_cache_send(ctx, eth, &s->fib, smac, ctr, redirect_back);
 	struct bpf_fib_lookup p = {
 		.family = AF_INET6,
 		.l4_protocol = IPPROTO_IPIP,
@@ -447,7 +449,7 @@ static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return fib_failure(ctx, rc, &p, ctr);
 	fib_cache_store(&s->fib, &p, now_tick);
-	return fib_send(ctx, eth, &p, ctr);
+	return fib_send(ctx, eth, &p, ctr, redirect_back);
 }
 
 /* Internet → B4, an ICMP error (destination unreachable, time exceeded, parameter problem)
@@ -480,7 +482,8 @@ static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter
  * point's stack stays as it was (the verifier's 512-byte limit covers the deepest call
  * chain, and session creation's already reaches it). in_encap_send is inlined here a second
  * time, the price of leaving the established inbound path without a call. */
-static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row *ctr)
+static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row *ctr,
+				 int hairpinned)
 {
 	/* Found again from ctx: arguments the caller keeps live would cost it stack. */
 	void *data = (void *)(long)ctx->data;
@@ -586,7 +589,9 @@ static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row 
 	iph->check = csum_replace32(iph->check, pub, inner);
 	ipv4_dec_ttl(iph);
 	stat_inc(ctr, AFTR_C_IN_ICMP_ERROR_TRANSLATED);
-	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), bpf_ktime_get_coarse_ns());
+	/* hairpinned: about a hairpinned packet, back toward a B4 (redirected, see fib_send) */
+	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), bpf_ktime_get_coarse_ns(),
+			     hairpinned);
 }
 
 #include "lib/hairpin.h"
@@ -614,7 +619,7 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	int rc = l4_parse(iph, ihl, end, 0, &v);
 	if (rc) {
 		if (rc == L4_ICMP_ERROR)
-			return icmp_error_in(ctx, ctr);
+			return icmp_error_in(ctx, ctr, AFTR_SAME_IF_TX);
 		return rc;
 	}
 
@@ -663,7 +668,7 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	/* The clock read late: kept across the calls above, it would cost the entry point stack. */
 	__u64 now = bpf_ktime_get_coarse_ns();
 	session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
-	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), now);
+	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), now, AFTR_SAME_IF_TX);
 }
 
 SEC("xdp")

@@ -22,15 +22,23 @@ static __always_inline int fib_lookup(struct xdp_md *ctx, struct bpf_fib_lookup 
 	return bpf_fib_lookup(ctx, p, sizeof(*p), 0);
 }
 
+/* Out of the ingress interface: XDP_TX, or a redirect when `redirect_back` (a constant at
+ * each call site). A hairpinned packet asks for the redirect: on a veth whose peer runs no
+ * XDP program, XDP_TX frames are never delivered (veth wakes only an XDP peer for them),
+ * and hairpinning is rare enough that the redirect's cost does not matter. */
+#define AFTR_SAME_IF_TX 0
+#define AFTR_SAME_IF_REDIRECT 1
+
 /* Completes a successful lookup: MACs, then out of the right interface. */
 static __always_inline int fib_send(struct xdp_md *ctx, struct ethhdr *eth,
-				    const struct bpf_fib_lookup *p, struct aftr_counter_row *ctr)
+				    const struct bpf_fib_lookup *p, struct aftr_counter_row *ctr,
+				    int redirect_back)
 {
 	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
 	if (slow_path_run(ctx))
 		slow_path_note(ctx, p->ifindex, p->mtu_result);
-	if (p->ifindex == ctx->ingress_ifindex) {
+	if (p->ifindex == ctx->ingress_ifindex && !redirect_back) {
 		stat_inc(ctr, AFTR_C_TX_SAME_IF);
 		return XDP_TX;
 	}
@@ -57,7 +65,8 @@ static __always_inline struct aftr_if_mac *fib_cache_hit(const struct aftr_fib_c
 
 static __always_inline int fib_cache_send(struct xdp_md *ctx, struct ethhdr *eth,
 					  const struct aftr_fib_cache *c,
-					  const struct aftr_if_mac *smac, struct aftr_counter_row *ctr)
+					  const struct aftr_if_mac *smac, struct aftr_counter_row *ctr,
+					  int redirect_back)
 {
 	/* Skipping bpf_fib_lookup skips its MTU check too: compare with the MTU it reported
 	 * (route or device) when the next hop was cached; cheaper than bpf_check_mtu. */
@@ -69,7 +78,7 @@ static __always_inline int fib_cache_send(struct xdp_md *ctx, struct ethhdr *eth
 	__builtin_memcpy(eth->h_dest, c->dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac->mac, ETH_ALEN);
 	stat_inc(ctr, AFTR_C_FIB_CACHE_HIT);
-	if (c->ifindex == ctx->ingress_ifindex) {
+	if (c->ifindex == ctx->ingress_ifindex && !redirect_back) {
 		stat_inc(ctr, AFTR_C_TX_SAME_IF);
 		return XDP_TX;
 	}

@@ -79,7 +79,7 @@ static __noinline int hairpin_to_b4(struct xdp_md *ctx, struct aftr_counter_row 
 	int rc = sw_decap(ctx, outer);
 	if (rc)
 		return rc;
-	return in_encap_send(ctx, ctr, s, len, now);
+	return in_encap_send(ctx, ctr, s, len, now, AFTR_SAME_IF_REDIRECT); /* see fib_send */
 }
 
 #endif

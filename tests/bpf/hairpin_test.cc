@@ -38,19 +38,19 @@ PacketBuilder Hairpinned(const Ip6& b4, uint32_t src, uint32_t inner = kInner) {
   return ToB4(b4, src, inner, 63);
 }
 
-// Runs `frame` from a B4, expects it sent back out of the B4 side (XDP_TX: in and out on
-// the same veth) and returns the output frame after checking its checksums from scratch.
+// Runs `frame` from a B4, expects it sent back out of the B4 side (by a redirect, though in
+// and out on the same veth: never XDP_TX for a hairpinned packet) and returns the output frame after checking its checksums from scratch.
 Bytes ExpectHairpinned(Harness& h, const Bytes& frame, const std::string& counters) {
   CounterValues before = h.Counters();
   RunResult r = h.Run(frame);
   INFO("counters: " << CounterDiff(before, h.Counters()));
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
   CHECK(CounterDiff(before, h.Counters()) == counters);
   CHECK(ChecksumErrors(r.out) == "");
   return r.out;
 }
 
-constexpr const char* kHairpinCounters = "rx_packets=1 hairpin_translated=1 tx_same_if=1";
+constexpr const char* kHairpinCounters = "rx_packets=1 hairpin_translated=1 tx_redirect=1";
 
 aftr_ctl_args StaticSession(const Ip6& b4, uint16_t inner_port, uint32_t addr, uint16_t port,
                             uint8_t proto) {
@@ -131,7 +131,7 @@ TEST_CASE("hairpin: a new sender session is made on the way, the target's is ref
   aftr_session_in before_in = *h.SessionIn(InKey(target, kProtoUdp));
   h.DrainEvents();
   RunResult r = h.Run(FromB4(kB4a, kInner, target.addr).Udp(kInnerPort, target.port).Build());
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
   CHECK(h.CounterString().find("hairpin_translated=1") != std::string::npos);
   Mapping sender = MappingFor(h, kB4a, kInnerPort, kProtoUdp);
   // The sender's subscriber, block and session, as for any first packet.
@@ -156,10 +156,10 @@ TEST_CASE("hairpin: TCP SYN to another subscriber, MSS clamped once, flags seen 
   syn.Tcp(kInnerPort, port, kTcpSyn).TcpSeq(0x01020304, 0).TcpMss(1460);
   CounterValues before = h.Counters();
   RunResult r = h.Run(syn.Build());
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
   Mapping sender = MappingFor(h, kB4a, kInnerPort, kProtoTcp);
   CHECK(CounterDiff(before, h.Counters()) ==
-        "rx_packets=1 hairpin_translated=1 tx_same_if=1 session_created=1 subscriber_created=1 "
+        "rx_packets=1 hairpin_translated=1 tx_redirect=1 session_created=1 subscriber_created=1 "
         "block_claimed=1 mss_clamped=1");
   CHECK(Hex(r.out) == Hex(Hairpinned(kB4b, sender.addr)
                               .Tcp(sender.port, 8080, kTcpSyn)
@@ -172,7 +172,7 @@ TEST_CASE("hairpin: TCP SYN to another subscriber, MSS clamped once, flags seen 
   // The SYN-ACK back to h1's public end.
   PacketBuilder synack = FromB4(kB4b, kInner, sender.addr);
   synack.Tcp(8080, sender.port, kTcpSyn | kTcpAck).TcpSeq(0x0a0b0c0d, 0x01020305).TcpMss(1460);
-  Bytes out = ExpectHairpinned(h, synack.Build(), "rx_packets=1 hairpin_translated=1 tx_same_if=1 mss_clamped=1");
+  Bytes out = ExpectHairpinned(h, synack.Build(), "rx_packets=1 hairpin_translated=1 tx_redirect=1 mss_clamped=1");
   CHECK(Hex(out) == Hex(Hairpinned(kB4a, target.addr)
                             .Tcp(port, kInnerPort, kTcpSyn | kTcpAck)
                             .TcpSeq(0x0a0b0c0d, 0x01020305)
@@ -196,7 +196,7 @@ TEST_CASE("hairpin: a host reaches its own mapping from another of its ports", "
   while (fwd == server.port || fwd == client.port) fwd++;  // a port of the block left free
   REQUIRE(h.Ctl(StaticSession(kB4a, 22, server.addr, fwd, kProtoTcp)) == 1);
   RunResult r = h.Run(FromB4(kB4a, kInner, server.addr).Tcp(kInnerPort, fwd, kTcpAck).Build());
-  CHECK(VerdictName(r.verdict) == "XDP_TX");
+  CHECK(VerdictName(r.verdict) == "XDP_REDIRECT");
   Mapping tcp_client = MappingFor(h, kB4a, kInnerPort, kProtoTcp);
   CHECK(Hex(r.out) ==
         Hex(Hairpinned(kB4a, server.addr).Tcp(tcp_client.port, 22, kTcpAck).Build()));
@@ -209,9 +209,9 @@ TEST_CASE("hairpin: ping to one's own public address comes back as request, then
   Mapping me = TranslateUdp(h, kB4a, kInnerPort);  // learns the subscriber's address
   CounterValues before = h.Counters();
   RunResult req = h.Run(FromB4(kB4a, kInner, me.addr).IcmpEcho(7, 1).Payload("ping").Build());
-  CHECK(VerdictName(req.verdict) == "XDP_TX");
+  CHECK(VerdictName(req.verdict) == "XDP_REDIRECT");
   CHECK(CounterDiff(before, h.Counters()) ==
-        "rx_packets=1 hairpin_translated=1 tx_same_if=1 session_created=1");
+        "rx_packets=1 hairpin_translated=1 tx_redirect=1 session_created=1");
   // The echo id maps to the session the echo itself made: the host gets its echo back.
   CHECK(Hex(req.out) == Hex(Hairpinned(kB4a, me.addr).IcmpEcho(7, 1).Payload("ping").Build()));
   CHECK(ChecksumErrors(req.out) == "");
@@ -315,7 +315,7 @@ TEST_CASE("hairpin: a port forward is reachable from a subscriber under address-
   uint16_t port = h.config().port_min + 7 * h.config().block_size;
   REQUIRE(h.Ctl(StaticSession(kB4b, 8080, h.pool()[1], port, kProtoUdp)) == 1);
   ExpectHairpinned(h, FromB4(kB4a, kInner, h.pool()[1]).Udp(kInnerPort, port).Build(),
-                   "rx_packets=1 hairpin_translated=1 tx_same_if=1 session_created=1 "
+                   "rx_packets=1 hairpin_translated=1 tx_redirect=1 session_created=1 "
                    "subscriber_created=1 block_claimed=1");
 
   // FILTERED with no filter set: nobody, a subscriber neither.

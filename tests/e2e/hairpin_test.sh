@@ -2,8 +2,9 @@
 # e2e: hairpinning and ICMP errors from behind a B4, through aftrd's XDP program in the lab.
 # h1 (behind b4a) and h2 (behind b4b) reach each other through their public addresses:
 # TCP to a static mapping of h2 (the server sees h1's public address as the source), UDP
-# both ways (h1 to h2's mapping and back, h2 to h1's mapping), ping to h1's own public
-# address (the echo id maps back to h1). Then ICMP errors from behind a B4: a datagram from
+# both ways (h1 to h2's mapping and back, h2 to h1's mapping); and each to itself: UDP and
+# TCP from h2 to its own mappings, ping to h1's own public address (the echo id maps back to
+# h1). Hairpinned frames leave by a redirect, even back out of the veth they came in on. Then ICMP errors from behind a B4: a datagram from
 # inet to a static UDP mapping of h2 where nothing listens makes h2's kernel answer port
 # unreachable, which inet must receive from h2's public address quoting the datagram as it
 # sent it (checked with a raw socket in inet); the same from h1 through the hairpin reaches
@@ -111,26 +112,23 @@ out=$(client h2 udp "$h1_udp_addr" "$h1_udp_port" 41002) || true
 echo "h2 -> h1 udp: $out"
 check "UDP h2 -> h1's mapping and back: h1 sees h2's public address" \
 	grep -Eq "^reply_from=$h1_udp_addr:$h1_udp_port peer=${pub_b//./\\.}:[0-9]+\$" <<<"$out"
-# A host reaching its own mapping leaves the AFTR by XDP_TX on the interface it came in on.
-# In this veth lab such frames never reach the B4 (seen 2026-11-27: hairpin_translated and
-# tx_same_if count them, tcpdump on the B4's wan0 sees nothing; redirects to the other veth
-# arrive), so these are reported, not counted: the bpf tests check the bytes and verdict.
-known() {
-	local what=$1
-	shift
-	if "$@"; then echo "ok   - $what"; else echo "KNOWN - $what (XDP_TX on the lab's veth)"; fi
-}
 # A host reaching its own mapping (h2 to its port 9000 through the public address).
 out=$(client h2 udp "$udp_addr" "$udp_port" 41003) || true
 echo "h2 -> h2 udp: $out"
-known "UDP h2 -> its own mapping: it sees itself as its public address" \
+check "UDP h2 -> its own mapping: it sees itself as its public address" \
 	grep -Eq "^reply_from=$udp_addr:$udp_port peer=${pub_b//./\\.}:[0-9]+\$" <<<"$out"
 
-known "ping h1 -> its own public address $pub_a (the echo id maps back to h1)" \
+out=$(client h2 tcp "$tcp_addr" "$tcp_port" 41004) || true
+echo "h2 -> h2 tcp: $out"
+check "TCP h2 -> its own mapping: the server sees h2's public address" \
+	grep -Eq "peer=${pub_b//./\\.}:[0-9]+\$" <<<"$out"
+
+check "ping h1 -> its own public address $pub_a (the echo id maps back to h1)" \
 	in_ns h1 ping -c 3 -i 0.2 -W 2 -q "$pub_a"
 after=$(aftr_counter hairpin_translated)
 echo "hairpin_translated: $before -> $after"
-# TCP 3-way + data + FIN both ways (>= 6), 2 UDP exchanges of 2, 1 self, 3 pings.
+# TCP 3-way + data + FIN both ways (>= 6), 2 UDP exchanges of 2, 1 self, 3 pings (and a
+# TCP connection to itself).
 check "hairpin_translated counted the hairpinned packets (>= 14)" test $((after - before)) -ge 14
 
 # ---- ICMP errors from behind a B4 ----

@@ -443,7 +443,7 @@ int Model::FromInternet(Packet& p) {
 // An ICMP error about a packet we sent out (RFC 5508 section 4): found by the session of
 // the quoted packet, whose source and port (or echo id) go back to the inner host's, with
 // the quoted checksums and the ICMP checksum updated; never creates or refreshes a session.
-int Model::IcmpErrorFromInternet(Packet& p) {
+int Model::IcmpErrorFromInternet(Packet& p, bool hairpinned) {
   Bytes& f = p.buf;
   const size_t ip = kEthLen;
   Ipv4Header h{ip, f};
@@ -534,12 +534,12 @@ int Model::IcmpErrorFromInternet(Packet& p) {
   std::memcpy(&ip6[24], s.b4.data(), 16);
   f.insert(f.begin() + kEthLen, ip6.begin(), ip6.end());
   Set16(f, 12, kEtherTypeIpv6);
-  return SendOut(p, s.fib, /*ipv6=*/true);
+  return SendOut(p, s.fib, /*ipv6=*/true, /*redirect_back=*/hairpinned);
 }
 
 // Pushes the IPv6 header toward the session's B4, from the AFTR address it talks to, and
 // sends the frame.
-int Model::EncapToB4(Packet& p, SessionIn& s) {
+int Model::EncapToB4(Packet& p, SessionIn& s, bool redirect_back) {
   Bytes& f = p.buf;
   uint16_t inner_len = Get16(f, kEthLen + 2);
   Bytes ip6(kIpv6Len, 0);
@@ -551,7 +551,7 @@ int Model::EncapToB4(Packet& p, SessionIn& s) {
   std::memcpy(&ip6[24], s.b4.data(), 16);
   f.insert(f.begin() + kEthLen, ip6.begin(), ip6.end());
   Set16(f, 12, kEtherTypeIpv6);
-  return SendOut(p, s.fib, /*ipv6=*/true);
+  return SendOut(p, s.fib, /*ipv6=*/true, redirect_back);
 }
 
 // ---- B4 → B4 (hairpinning, RFC 4787 REQ-9, RFC 5382 REQ-8, RFC 5508 REQ-7) ----
@@ -606,7 +606,7 @@ int Model::Hairpin(Packet& p, size_t outer) {
   p.Count(AFTR_C_HAIRPIN_TRANSLATED);
   f.erase(f.begin() + kEthLen, f.begin() + kEthLen + outer);
   Set16(f, 12, kEtherTypeIpv4);
-  return EncapToB4(p, s);
+  return EncapToB4(p, s, /*redirect_back=*/true);  // never XDP_TX (fib_send says why)
 }
 
 // An ICMP error from behind a B4 about a packet we translated in (the mirror of
@@ -678,7 +678,7 @@ int Model::IcmpErrorFromB4(Packet& p, size_t outer) {
   if (!hairpinned) p.Count(AFTR_C_OUT_ICMP_ERROR_TRANSLATED);  // TTL - 1 in SendOut
   f.erase(f.begin() + kEthLen, f.begin() + kEthLen + outer);
   Set16(f, 12, kEtherTypeIpv4);
-  if (hairpinned) return IcmpErrorFromInternet(p);
+  if (hairpinned) return IcmpErrorFromInternet(p, /*hairpinned=*/true);
   return SendOut(p, s.fib, /*ipv6=*/false);
 }
 
@@ -717,14 +717,15 @@ void Model::ClampMss(Packet& p, size_t tcp) {
 
 // The next hop: the session's cached one when caching is on and it has one, else the FIB
 // (whose MTU check is on the IP length); then MACs and out of the egress interface (XDP_TX
-// when that is the ingress one). An unresolved neighbour hands the packet to the kernel.
-int Model::SendOut(Packet& p, FibCache& cache, bool ipv6) {
+// when that is the ingress one, unless `redirect_back`: a hairpinned packet). An unresolved
+// neighbour hands the packet to the kernel.
+int Model::SendOut(Packet& p, FibCache& cache, bool ipv6, bool redirect_back) {
   Bytes& f = p.buf;
   const size_t l3 = kEthLen;
   auto send = [&](int ifindex, const Mac& dmac, const Mac& smac) {
     std::memcpy(&f[0], dmac.data(), 6);
     std::memcpy(&f[6], smac.data(), 6);
-    if (ifindex == p.ingress) {
+    if (ifindex == p.ingress && !redirect_back) {
       p.Count(AFTR_C_TX_SAME_IF);
       return int(kTx);
     }

@@ -191,11 +191,11 @@ class Model {
   int FromB4(Packet& p);
   int FromInternet(Packet& p);
   int SlowPathQueue(Packet& p, uint32_t kind);
-  int IcmpErrorFromInternet(Packet& p);
+  int IcmpErrorFromInternet(Packet& p, bool hairpinned = false);
   int Hairpin(Packet& p, size_t outer);
   int IcmpErrorFromB4(Packet& p, size_t outer);
   int Icmp6ErrorFromB4(Packet& p);
-  int EncapToB4(Packet& p, SessionIn& s);
+  int EncapToB4(Packet& p, SessionIn& s, bool redirect_back = false);
   int SessionCreate(Packet& p, const SessionOutKey& key, uint8_t softwire_index,
                     uint8_t tcp_flags);
   int SubscriberCreate(Packet& p, const SessionOutKey& key);
@@ -203,7 +203,7 @@ class Model {
   std::optional<uint32_t> ClaimBlock(Packet& p, uint32_t addr_index);
   int PickPort(Packet& p, const SessionOutKey& key, uint8_t softwire_index, uint32_t first_slot);
   int AddBlock(Packet& p, const SessionOutKey& key);
-  int SendOut(Packet& p, FibCache& cache, bool ipv6);
+  int SendOut(Packet& p, FibCache& cache, bool ipv6, bool redirect_back = false);
   int InMtuCheck(Packet& p, const SessionIn& s);
   int OutMtuCheck(Packet& p, const SessionOut& s, size_t outer);
   // `code` -1: the type's usual one (fragmentation needed, or 0). `translated`: an error
