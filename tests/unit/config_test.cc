@@ -652,10 +652,7 @@ TEST_CASE("fib_cache_ms defaults to 1000, accepts -1 (off), rejects other negati
 
 TEST_CASE("softwire_mtu defaults to 1500, bounds the MSS clamp default, and is range checked",
           "[config]") {
-  const std::string base =
-      "interfaces: \"eth0\" softwire_addresses: \"2001:db8:ffff::1\" "
-      "b4_prefixes: \"2001:db8::/32\" pool_prefixes: \"198.51.100.0/28\" "
-      "log_file: \"/var/log/aftr/events.log\" ";
+  const std::string base = aftr::config::kMinimal;
   absl::StatusOr<aftr::config::v1::Config> c = aftr::config::ParseConfig(base);
   REQUIRE(c.ok());
   CHECK(c->softwire_mtu() == 1500);
@@ -680,10 +677,7 @@ TEST_CASE("softwire_mtu defaults to 1500, bounds the MSS clamp default, and is r
 TEST_CASE("icmp_errors_per_second defaults to 1000 when unset, keeps an explicit 0, caps at "
           "1000000",
           "[config]") {
-  const std::string base =
-      "interfaces: \"eth0\" softwire_addresses: \"2001:db8:ffff::1\" "
-      "b4_prefixes: \"2001:db8::/32\" pool_prefixes: \"198.51.100.0/28\" "
-      "log_file: \"/var/log/aftr/events.log\" ";
+  const std::string base = aftr::config::kMinimal;
   absl::StatusOr<aftr::config::v1::Config> c = aftr::config::ParseConfig(base);
   REQUIRE(c.ok());
   CHECK(c->icmp_errors_per_second() == 1000);
