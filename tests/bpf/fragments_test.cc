@@ -48,6 +48,18 @@ struct SlowRun {
   Bytes frame;  // the output frame, without the metadata
 };
 
+// `frame` is a UDP datagram of `payload` bytes translated out: plain IPv4 from mapping `m`.
+void ExpectOutboundUdp(const Bytes& frame, const Mapping& m, size_t payload) {
+  std::optional<Frame> out = ParseFrame(frame);
+  REQUIRE(out);
+  CHECK(out->has_ipv4);
+  CHECK(!out->has_ipv6);
+  CHECK(out->src == m.addr);
+  CHECK(out->sport == m.port);
+  CHECK(out->tot_len == 20 + 8 + payload);
+  CHECK(frame.size() == 14 + 20 + 8 + payload);
+}
+
 SlowRun RunSlow(Harness& h, int ingress, const Bytes& frame) {
   SlowRun s;
   s.r = h.RunOn(ingress, WithSlowMeta(frame), sizeof(aftr_slow_meta));
@@ -176,14 +188,7 @@ TEST_CASE("fragments: a slow-path run translates a whole oversize packet and rep
       CHECK(s.meta.magic == AFTR_SLOW_META_MAGIC);
       CHECK(int(s.meta.egress_ifindex) == Net().inet_ifindex);
       CHECK(s.meta.mtu == inet_mtu);
-      std::optional<Frame> out = ParseFrame(s.frame);
-      REQUIRE(out);
-      CHECK(out->has_ipv4);
-      CHECK(!out->has_ipv6);
-      CHECK(out->src == m.addr);
-      CHECK(out->sport == m.port);
-      CHECK(out->tot_len == 20 + 8 + 3000);
-      CHECK(s.frame.size() == 14 + 20 + 8 + 3000);
+      ExpectOutboundUdp(s.frame, m, 3000);
 
       // Inbound: 3000 bytes back to the host, encapsulated toward the B4; the MTU reported
       // is the tunnel's (softwire_mtu), smaller than the interface's.
@@ -202,7 +207,7 @@ TEST_CASE("fragments: a slow-path run translates a whole oversize packet and rep
       CHECK(CounterDiff(before, h.Counters()).find("drop_") == std::string::npos);
       CHECK(int(s.meta.egress_ifindex) == Net().b4_ifindex);
       CHECK(s.meta.mtu == cfg.softwire_mtu);
-      out = ParseFrame(s.frame);
+      std::optional<Frame> out = ParseFrame(s.frame);
       REQUIRE(out);
       CHECK(out->has_ipv6);
       CHECK(out->ip6_dst == kB4a);
@@ -239,14 +244,7 @@ TEST_CASE("fragments: a slow-path run on a datagram's head translates the whole 
   Bytes big = FromB4(kB4a).FragOff(0).Udp(kInnerPort, kRemotePort).Payload(payload).Build();
   SlowRun s = RunSlowAsHead(h, Net().b4_ifindex, big);
   CHECK(VerdictName(s.r.verdict) == "XDP_REDIRECT");
-  std::optional<Frame> out = ParseFrame(s.frame);
-  REQUIRE(out);
-  CHECK(out->has_ipv4);
-  CHECK(!out->has_ipv6);
-  CHECK(out->src == m.addr);
-  CHECK(out->sport == m.port);
-  CHECK(out->tot_len == 20 + 8 + 6000);
-  CHECK(s.frame.size() == 14 + 20 + 8 + 6000);
+  ExpectOutboundUdp(s.frame, m, 6000);
   CHECK(ChecksumErrors(s.frame) == "");
   CHECK(Bytes(s.frame.end() - 6000, s.frame.end()) == Bytes(payload.begin(), payload.end()));
 
@@ -259,7 +257,7 @@ TEST_CASE("fragments: a slow-path run on a datagram's head translates the whole 
                    .Tcp(kRemotePort, syn_out->sport, kTcpAck).Payload(payload).Build();
   s = RunSlowAsHead(h, Net().inet_ifindex, back);
   CHECK(VerdictName(s.r.verdict) == "XDP_REDIRECT");
-  out = ParseFrame(s.frame);
+  std::optional<Frame> out = ParseFrame(s.frame);
   REQUIRE(out);
   CHECK(out->has_ipv6);
   CHECK(out->ip6_dst == kB4a);
