@@ -245,20 +245,11 @@ send:
 	return XDP_REDIRECT;
 }
 
-/* An IPv4 packet without DF that does not fit its egress: to the slow path, which runs it
- * again without MTU checks and fragments what comes out. Called with the frame untranslated,
- * as it arrived (an IPv4 frame from the Internet, or a softwire frame from a B4). Like
- * icmp_error_gen, it never returns 0. */
-static __always_inline int oversize_to_slow_path(struct xdp_md *ctx, struct aftr_counter_row *ctr)
-{
-	return slow_path_queue(ctx, ctr, AFTR_SLOW_OVERSIZE);
-}
-
 /* Internet → B4, before translation: 0 when the packet fits the tunnel, else its verdict.
  * The tunnel's MTU is softwire_mtu, or the session's cached IPv6 route MTU or the MTU a Packet
  * Too Big taught us toward its B4 when smaller (the cache in use, the learned one live); the
  * IPv4 packet gets that less the 40 bytes we push. */
-static __noinline __attribute__((unused)) int in_mtu_check(struct xdp_md *ctx, struct aftr_counter_row *ctr,
+static __noinline int in_mtu_check(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 				   struct aftr_session_in *s)
 {
 	void *data = (void *)(long)ctx->data;
@@ -279,7 +270,7 @@ static __noinline __attribute__((unused)) int in_mtu_check(struct xdp_md *ctx, s
 	if (bpf_ntohs(iph->tot_len) + sizeof(struct ipv6hdr) <= mtu)
 		return 0;
 	if (!(iph->frag_off & bpf_htons(IPV4_DF)))
-		return oversize_to_slow_path(ctx, ctr);
+		return slow_path_queue(ctx, ctr, AFTR_SLOW_OVERSIZE); /* fragmented there */
 	return icmp_error_gen(ctx, ctr, 0, ICMP_GEN_FRAG_NEEDED(mtu - sizeof(struct ipv6hdr)));
 }
 
@@ -299,7 +290,7 @@ static __always_inline int out_mtu_fits_cached(const struct aftr_session_out *s,
  * FIB's (a lookup now, from the session's public address; out_decap_send looks again: the
  * result cannot wait on the entry point's stack); a hairpinned packet's egress is another
  * softwire (softwire_mtu less the 40-byte header). */
-static __noinline __attribute__((unused)) int out_mtu_check(struct xdp_md *ctx, struct aftr_counter_row *ctr,
+static __noinline int out_mtu_check(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 				    struct aftr_session_out *s, __u32 outer, __u64 now)
 {
 	void *data = (void *)(long)ctx->data;
@@ -333,7 +324,7 @@ static __noinline __attribute__((unused)) int out_mtu_check(struct xdp_md *ctx, 
 	if (len <= mtu)
 		return 0;
 	if (!(iph->frag_off & bpf_htons(IPV4_DF)))
-		return oversize_to_slow_path(ctx, ctr);
+		return slow_path_queue(ctx, ctr, AFTR_SLOW_OVERSIZE); /* fragmented there */
 	return icmp_error_gen(ctx, ctr, outer, ICMP_GEN_FRAG_NEEDED(mtu));
 }
 
