@@ -8,6 +8,7 @@
 #include "lib/parse.h"
 #include "lib/csum.h"
 #include "lib/stats.h"
+#include "lib/clock.h"
 #include "lib/events.h"
 #include "lib/softwire.h"
 #include "lib/nat44.h"
@@ -201,7 +202,9 @@ static __always_inline int pool_contains(__be32 addr)
 static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counter_row *ctr,
 					  struct aftr_session_out *s, __u32 outer, __u64 now)
 {
-	int rc = sw_decap(ctx, outer);
+	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
+	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
+	int rc = sw_decap(ctx, outer, smac ? SW_MACS_REWRITTEN : SW_MACS_KEEP);
 	if (rc)
 		return rc;
 	void *data = (void *)(long)ctx->data;
@@ -211,8 +214,6 @@ static __always_inline int out_decap_send(struct xdp_md *ctx, struct aftr_counte
 	if ((void *)(iph + 1) > end)
 		return DROP(DROP_INTERNAL);
 
-	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
-	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
 	if (smac) {
 		ipv4_dec_ttl(iph);
 		return fib_cache_send(ctx, eth, &s->fib, smac, ctr, AFTR_SAME_IF_TX);
@@ -344,7 +345,7 @@ static __always_inline int aftr_from_b4(struct xdp_md *ctx, struct aftr_counter_
 	f.softwire_index = sw;
 	f.tcp_flags = v.tcp_flags;
 
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = clock_now();
 	struct aftr_session_out *s = bpf_map_lookup_elem(&aftr_sessions_out, &f.key);
 	if (s) {
 		session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
@@ -424,7 +425,10 @@ static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter
 					 struct aftr_session_in *s, __u16 inner_len, __u64 now,
 					 int redirect_back)
 {
-	int rc = sw_encap(ctx, s->b4, s->softwire_index, inner_len);
+	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
+	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
+	int rc = sw_encap(ctx, s->b4, s->softwire_index, inner_len,
+			  smac ? SW_MACS_REWRITTEN : SW_MACS_KEEP);
 	if (rc)
 		return rc;
 	void *data = (void *)(long)ctx->data;
@@ -434,8 +438,6 @@ static __always_inline int in_encap_send(struct xdp_md *ctx, struct aftr_counter
 	if ((void *)(ip6 + 1) > end)
 		return DROP(DROP_INTERNAL);
 
-	__u32 now_tick = now >> AFTR_FIB_TICK_SHIFT;
-	struct aftr_if_mac *smac = fib_cache_hit(&s->fib, now_tick);
 	if (smac)
 		return fib_cache_send(ctx, eth, &s->fib, smac, ctr, redirect_back);
 	struct bpf_fib_lookup p = {
@@ -590,7 +592,7 @@ static __noinline int icmp_error_in(struct xdp_md *ctx, struct aftr_counter_row 
 	ipv4_dec_ttl(iph);
 	stat_inc(ctr, AFTR_C_IN_ICMP_ERROR_TRANSLATED);
 	/* hairpinned: about a hairpinned packet, back toward a B4 (redirected, see fib_send) */
-	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), bpf_ktime_get_coarse_ns(),
+	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), clock_now(),
 			     hairpinned);
 }
 
@@ -666,7 +668,7 @@ static __always_inline int aftr_from_internet(struct xdp_md *ctx, struct aftr_co
 	ipv4_dec_ttl(iph);
 	stat_inc(ctr, AFTR_C_IN_TRANSLATED);
 	/* The clock read late: kept across the calls above, it would cost the entry point stack. */
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = clock_now();
 	session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
 	return in_encap_send(ctx, ctr, s, bpf_ntohs(iph->tot_len), now, AFTR_SAME_IF_TX);
 }

@@ -70,13 +70,13 @@ static __noinline int hairpin_to_b4(struct xdp_md *ctx, struct aftr_counter_row 
 	if (!in_filter_allows(&ik, s, iph->saddr, peer_port))
 		return DROP(DROP_FILTERED);
 
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = clock_now();
 	session_touch(&s->last_seen_ns, &s->tcp_flags, v.tcp_flags, now);
 	l4_rewrite(iph, &iph->daddr, s->inner_addr, &v, s->inner_port);
 	ipv4_dec_ttl(iph);
 	stat_inc(ctr, AFTR_C_HAIRPIN_TRANSLATED);
 	__u16 len = bpf_ntohs(iph->tot_len);
-	int rc = sw_decap(ctx, outer);
+	int rc = sw_decap(ctx, outer, SW_MACS_KEEP);
 	if (rc)
 		return rc;
 	return in_encap_send(ctx, ctr, s, len, now, AFTR_SAME_IF_REDIRECT); /* see fib_send */

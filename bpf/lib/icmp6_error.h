@@ -165,7 +165,7 @@ static __noinline int icmp6_error_from_b4(struct xdp_md *ctx, struct aftr_counte
 			mtu = aftr_cfg.softwire_mtu;
 		struct aftr_subscriber_key bk;
 		__builtin_memcpy(bk.b4, &q6->daddr, 16);
-		__u64 now = bpf_ktime_get_coarse_ns();
+		__u64 now = clock_now();
 		struct aftr_b4_mtu *cur = bpf_map_lookup_elem(&aftr_b4_mtu, &bk);
 		/* Never raised by a Packet Too Big (RFC 8201 section 4): only time forgets. */
 		if (!cur || now - cur->learned_ns >= AFTR_B4_MTU_TTL_NS || mtu < cur->mtu) {

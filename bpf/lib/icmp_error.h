@@ -118,11 +118,11 @@ static __noinline int icmp_error_out(struct xdp_md *ctx, struct aftr_counter_row
 	iph->check = csum_replace32(iph->check, old_src, pub);
 
 	if (pool_contains(iph->daddr)) {
-		int rc = sw_decap(ctx, outer);
+		int rc = sw_decap(ctx, outer, SW_MACS_KEEP);
 		return rc ? rc : ICMP_ERROR_HAIRPINNED;
 	}
 	stat_inc(ctr, AFTR_C_OUT_ICMP_ERROR_TRANSLATED); /* TTL - 1 at sending */
-	return out_decap_send(ctx, ctr, s, outer, bpf_ktime_get_coarse_ns());
+	return out_decap_send(ctx, ctr, s, outer, clock_now());
 }
 
 #endif

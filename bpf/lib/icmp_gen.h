@@ -50,7 +50,7 @@ static __always_inline int icmp_rate_take(void)
 	struct aftr_icmp_bucket *b = bpf_map_lookup_elem(&aftr_icmp_budget, &zero);
 	if (!b)
 		return 0;
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = clock_now();
 	__u64 cost = NS_PER_SEC / rate; /* rare path: the division is affordable */
 	__u64 credit = b->credit_ns + (now - b->last_ns);
 	if (credit > NS_PER_SEC)
@@ -261,7 +261,7 @@ static __noinline int in_mtu_check(struct xdp_md *ctx, struct aftr_counter_row *
 	if ((void *)(iph + 1) > end)
 		return DROP(DROP_INTERNAL);
 	__u32 mtu = aftr_cfg.softwire_mtu;
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 now = clock_now();
 	if (fib_cache_hit(&s->fib, now >> AFTR_FIB_TICK_SHIFT) && s->fib.mtu < mtu)
 		mtu = s->fib.mtu;
 	__u32 learned = b4_mtu_live(s->b4, now); /* from a Packet Too Big (lib/b4_mtu.h) */

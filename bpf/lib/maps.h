@@ -160,6 +160,19 @@ struct {
 	__type(value, struct aftr_b4_mtu);
 } aftr_b4_mtu SEC(".maps");
 
+/* The data plane's clock, read at most once per jiffy on each CPU (lib/clock.h). Not pinned:
+ * a cache. Writer/reader: XDP. */
+struct aftr_clock_cache {
+	__u64 jiffies; /* bpf_jiffies64() when now_ns was read */
+	__u64 now_ns;  /* bpf_ktime_get_coarse_ns() then */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aftr_clock_cache);
+} aftr_clock SEC(".maps");
+
 /* Events for aftrd's log. Writer: XDP. Reader: aftrd's drain thread. Sizing:
  * event_ring_bytes. */
 struct {

@@ -12,6 +12,7 @@
 #include "lib/maps.h"
 #include "lib/stats.h"
 #include "lib/b4_mtu.h"
+#include "lib/clock.h"
 
 extern const volatile struct aftr_dp_config aftr_cfg;
 
@@ -43,7 +44,7 @@ static __noinline int slow_path_note(struct xdp_md *ctx, __u32 ifindex, __u32 mt
 		if (mtu > aftr_cfg.softwire_mtu)
 			mtu = aftr_cfg.softwire_mtu;
 		if ((void *)(ip6 + 1) <= (void *)(long)ctx->data_end) {
-			__u32 learned = b4_mtu_live(&ip6->daddr, bpf_ktime_get_coarse_ns());
+			__u32 learned = b4_mtu_live(&ip6->daddr, clock_now());
 			if (learned && learned < mtu)
 				mtu = learned;
 		}

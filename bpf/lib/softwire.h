@@ -70,42 +70,52 @@ static __always_inline int sw_skip_dstopts(struct ipv6_opt_hdr *opts, void *end,
 	return len;
 }
 
+/* What sw_decap and sw_encap do with the Ethernet header's MAC addresses: keep them (the
+ * frame may go to the kernel, which wants its own MAC as the destination), or leave them to
+ * the caller, which writes both (a session's cached next hop) and saves the copy. */
+#define SW_MACS_KEEP 1
+#define SW_MACS_REWRITTEN 0
+
 /* Removes `outer_len` bytes (IPv6 header and its extension headers) after the Ethernet
- * header, which is kept with EtherType IPv4. */
-static __always_inline int sw_decap(struct xdp_md *ctx, __u32 outer_len)
+ * header, which becomes EtherType IPv4 (MACs as `keep_macs` says). */
+static __always_inline int sw_decap(struct xdp_md *ctx, __u32 outer_len, int keep_macs)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr eth;
 
-	if (data + sizeof(eth) > end)
-		return DROP(DROP_INTERNAL);
-	__builtin_memcpy(&eth, data, sizeof(eth));
-	eth.h_proto = bpf_htons(ETH_P_IP);
+	if (keep_macs) {
+		if (data + sizeof(eth) > end)
+			return DROP(DROP_INTERNAL);
+		__builtin_memcpy(&eth, data, sizeof(eth));
+	}
 	if (bpf_xdp_adjust_head(ctx, (int)outer_len))
 		return DROP(DROP_INTERNAL);
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	if (data + sizeof(eth) > end)
 		return DROP(DROP_INTERNAL);
-	__builtin_memcpy(data, &eth, sizeof(eth));
+	if (keep_macs)
+		__builtin_memcpy(data, &eth, ETH_ALEN * 2);
+	((struct ethhdr *)data)->h_proto = bpf_htons(ETH_P_IP);
 	return 0;
 }
 
-/* Pushes an IPv6 header from AFTR address `sw_index` to `b4` in front of the IPv4 packet. */
+/* Pushes an IPv6 header from AFTR address `sw_index` to `b4` (a map value's, which stays
+ * valid across the head adjustment) in front of the IPv4 packet; the Ethernet header becomes
+ * EtherType IPv6 (MACs as `keep_macs` says). */
 static __always_inline int sw_encap(struct xdp_md *ctx, const __u8 *b4, __u32 sw_index,
-				    __u16 inner_len)
+				    __u16 inner_len, int keep_macs)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr eth;
-	__u8 dst[16];
 
-	if (data + sizeof(eth) > end)
-		return DROP(DROP_INTERNAL);
-	__builtin_memcpy(&eth, data, sizeof(eth));
-	__builtin_memcpy(dst, b4, 16); /* b4 points into a map value, still valid after adjust */
-	eth.h_proto = bpf_htons(ETH_P_IPV6);
+	if (keep_macs) {
+		if (data + sizeof(eth) > end)
+			return DROP(DROP_INTERNAL);
+		__builtin_memcpy(&eth, data, sizeof(eth));
+	}
 	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct ipv6hdr)))
 		return DROP(DROP_ENCAP_FAILED);
 	data = (void *)(long)ctx->data;
@@ -113,13 +123,15 @@ static __always_inline int sw_encap(struct xdp_md *ctx, const __u8 *b4, __u32 sw
 	struct ipv6hdr *ip6 = data + sizeof(eth);
 	if ((void *)(ip6 + 1) > end)
 		return DROP(DROP_ENCAP_FAILED);
-	__builtin_memcpy(data, &eth, sizeof(eth));
+	if (keep_macs)
+		__builtin_memcpy(data, &eth, ETH_ALEN * 2);
+	((struct ethhdr *)data)->h_proto = bpf_htons(ETH_P_IPV6);
 	*(__be32 *)ip6 = bpf_htonl(0x60000000); /* version 6, traffic class 0, flow label 0 */
 	ip6->payload_len = bpf_htons(inner_len);
 	ip6->nexthdr = IPPROTO_IPIP;
 	ip6->hop_limit = aftr_cfg.hop_limit;
 	__builtin_memcpy(&ip6->saddr, (const void *)aftr_cfg.softwire_addrs[sw_index & 3], 16);
-	__builtin_memcpy(&ip6->daddr, dst, 16);
+	__builtin_memcpy(&ip6->daddr, b4, 16);
 	return 0;
 }
 

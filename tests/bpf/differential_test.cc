@@ -768,7 +768,9 @@ std::string RunDifferential(const DiffConfig& dc, uint64_t seed, uint64_t packet
     std::string diff;
     if (x.verdict != r.verdict)
       diff += "verdict: xdp " + VerdictText(x.verdict) + " model " + VerdictText(r.verdict) + "\n";
-    if (x.out != r.out) diff += "output bytes differ\n";
+    // A dropped frame's bytes go nowhere, and the program may drop one it has half rewritten
+    // (a cached next hop's MACs are written only after the decapsulation): not compared.
+    if (x.verdict != XDP_DROP && x.out != r.out) diff += "output bytes differ\n";
     std::vector<model::Event> xe;
     for (const aftr_event& e : events) xe.push_back(ToModel(e));
     if (xe != r.events) diff += "events differ\n";
