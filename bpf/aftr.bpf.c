@@ -163,14 +163,20 @@ static __always_inline void tcp_clamp_mss(struct tcphdr *th, void *end, struct a
 	}
 }
 
-/* TTL - 1 with the header checksum fixed. */
+/* TTL - 1 with the header checksum fixed. TTL and protocol share one checksum word, computed
+ * in a register and stored whole: a byte store followed by a load of its word stalls on store
+ * forwarding (a few ns per packet). Callers have sent an ICMP error for TTL <= 1; a TTL of 0
+ * is left alone rather than borrowed from the protocol byte. */
 static __always_inline void ipv4_dec_ttl(struct iphdr *iph)
 {
-	__u16 *word = (__u16 *)&iph->ttl; /* TTL and protocol share one checksum word */
+	__u16 *word = (__u16 *)&iph->ttl;
 	__u16 old = *word;
+	__u16 new = old - bpf_htons(0x0100); /* the TTL is the word's first byte on the wire */
 
-	iph->ttl--;
-	iph->check = csum_replace16(iph->check, old, *word);
+	if (!iph->ttl)
+		return;
+	*word = new;
+	iph->check = csum_replace16(iph->check, old, new);
 }
 
 static __always_inline void session_touch(__u64 *last_seen, __u8 *flags, __u8 new_flags, __u64 now)
