@@ -71,7 +71,7 @@ struct opts {
 	int have_src6, have_dst6;
 	struct in_addr src4, dst4, saddr;
 	int have_src4, have_dst4, have_saddr;
-	unsigned dport, sport_base, flows, cpu, frag_every, batch;
+	unsigned dport, sport_base, flows, cpu, frag_every;
 	double warmup, seconds;
 };
 
@@ -94,7 +94,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "sport-base", required_argument, 0, 'b' }, { "flows", required_argument, 0, 'f' },
 		{ "warmup", required_argument, 0, 'w' },   { "seconds", required_argument, 0, 's' },
 		{ "cpu", required_argument, 0, 'c' },	   { "rx-threads", required_argument, 0, 'r' },
-		{ "frag-every", required_argument, 0, 'F' }, { "batch", required_argument, 0, 'B' },
+		{ "frag-every", required_argument, 0, 'F' },
 		{ 0, 0, 0, 0 },
 	};
 	int c;
@@ -122,7 +122,6 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'c': o->cpu = strtoul(optarg, NULL, 0); break;
 		case 'r': o->rx_threads = optarg; break;
 		case 'F': o->frag_every = strtoul(optarg, NULL, 0); break;
-		case 'B': o->batch = strtoul(optarg, NULL, 0); break;
 		default: die("unknown option (see the header of bench/e2e_bench.c)");
 		}
 	}
@@ -487,8 +486,7 @@ static int cmd_gen(const struct opts *o)
 
 	LIBBPF_OPTS(bpf_test_run_opts, topts, .data_in = frame, .data_size_in = GEN_FRAME_LEN,
 		    .ctx_in = &ctx_in, .ctx_size_in = sizeof(ctx_in),
-		    .repeat = REPEAT_FOREVER, .flags = BPF_F_TEST_XDP_LIVE_FRAMES,
-		    .batch_size = o->batch);
+		    .repeat = REPEAT_FOREVER, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
 	start = now_s();
 	err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.xdp_dslite_gen), &topts);
 	elapsed = now_s() - start;
