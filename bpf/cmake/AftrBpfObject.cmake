@@ -1,6 +1,8 @@
-# aftr_bpf_object(NAME SOURCE [DEPENDS hdr...]): compiles SOURCE with clang -target bpf into
+# aftr_bpf_object(NAME SOURCE [DEPENDS file...]): compiles SOURCE with clang -target bpf into
 # NAME.bpf.o, generates NAME.skel.h with bpftool, and exposes an INTERFACE target NAME_skel
 # whose include path holds the skeleton (so the object is embedded in whatever links it).
+# The headers SOURCE includes are tracked through clang's depfile; DEPENDS is for anything
+# else the object must be rebuilt after.
 find_program(AFTR_CLANG NAMES clang-14 clang REQUIRED)
 find_program(AFTR_BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 execute_process(COMMAND gcc -print-multiarch OUTPUT_VARIABLE AFTR_MULTIARCH
@@ -17,8 +19,9 @@ function(aftr_bpf_object name source)
             -I${CMAKE_CURRENT_SOURCE_DIR}/include -I${CMAKE_CURRENT_SOURCE_DIR}
             -I${PROJECT_SOURCE_DIR}/bpf/include -I${PROJECT_SOURCE_DIR}/bpf
             -I/usr/include/${AFTR_MULTIARCH}
-            -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${obj}
+            -MD -MF ${obj}.d -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${obj}
     DEPENDS ${source} ${ARG_DEPENDS}
+    DEPFILE ${obj}.d
     COMMENT "BPF ${name}"
     VERBATIM)
   add_custom_command(

@@ -1,6 +1,7 @@
 // B4 → Internet: decapsulation, source translation, session creation and reuse,
 // endpoint-independent mapping, Destination Options handling, TCP MSS clamping, ICMP echo.
 #include <arpa/inet.h>
+#include <time.h>
 
 #include <chrono>
 #include <thread>
@@ -355,6 +356,30 @@ TEST_CASE("outbound and inbound: last_seen is refreshed, but at most every quart
   CHECK(h.SessionIn(ik)->last_seen_ns == in0);  // each direction keeps its own
   h.Run(FromInternet(kRemote, m.addr).Udp(kRemotePort, m.port).Build());
   CHECK(h.SessionIn(ik)->last_seen_ns >= in0 + 250'000'000ull);
+}
+
+TEST_CASE("the data plane's clock is CLOCK_MONOTONIC_COARSE, at most one tick behind it",
+          "[outbound][clock]") {
+  // The program reads the coarse clock once per jiffy on each CPU (lib/clock.h); stamped
+  // sessions show what it read. Twenty sessions a few ms apart span several ticks.
+  auto coarse_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+  };
+  timespec res;
+  REQUIRE(clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0);
+  const uint64_t tick = uint64_t(res.tv_sec) * 1'000'000'000ull + uint64_t(res.tv_nsec);
+  Harness h;
+  for (uint16_t i = 0; i < 20; i++) {
+    const uint64_t before = coarse_now();
+    TranslateUdp(h, kB4a, uint16_t(kInnerPort + i));
+    const uint64_t after = coarse_now();
+    const uint64_t stamp = h.SessionOut(OutKey(kB4a, kInner, kInnerPort + i, kProtoUdp))->last_seen_ns;
+    CHECK(stamp <= after);
+    CHECK(stamp + tick >= before);
+    std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
 }
 
 }  // namespace
