@@ -28,7 +28,7 @@
 # Usage: bench/e2e_pps.sh [--smoke]   (root; --smoke: 1 s per measurement, 1 round)
 # Environment: AFTRD (default <repo>/build/control/aftrd), AFTR_E2E_BENCH (the loader,
 #   default <repo>/build/bench/aftr_e2e_bench), BENCH_SECONDS, BENCH_RUNS, GEN_CPU, AFTR_CPU.
-# Not a test: it prints figures, and ctest does not run it. A full run takes about 3 minutes.
+# Not a test: it prints figures, and ctest does not run it. A full run takes about 2 minutes.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

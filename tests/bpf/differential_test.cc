@@ -859,6 +859,20 @@ TEST_CASE("differential: a fixed seed with the maps compared after every packet"
     INFO(failure);
     REQUIRE(failure.empty());
   }
+  // The data plane picks ports at random, so the fixed seed reaches the pool's exhaustion in
+  // most runs, not all (about 1 in 15 missed ADDRESS_EXHAUSTED): until all three limits were
+  // reached, a few more rounds from the next seeds.
+  auto reached = [&] {
+    return st.events[AFTR_EV_ADDRESS_EXHAUSTED] > 0 &&
+           st.events[AFTR_EV_ADDRESS_PORTS_EXHAUSTED] > 0 && st.events[AFTR_EV_PORTS_EXHAUSTED] > 0;
+  };
+  for (uint64_t extra = 1; extra <= 3 && !reached(); extra++) {
+    for (const DiffConfig& dc : {TightConfig(), CrowdedConfig()}) {
+      std::string failure = RunDifferential(dc, 20261127 + extra, 2500, 1, st);
+      INFO(failure);
+      REQUIRE(failure.empty());
+    }
+  }
   // The limits whose events the model must get right were reached, not only passed by.
   CHECK(st.events[AFTR_EV_ADDRESS_EXHAUSTED] > 0);
   CHECK(st.events[AFTR_EV_ADDRESS_PORTS_EXHAUSTED] > 0);
