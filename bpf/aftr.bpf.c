@@ -173,7 +173,7 @@ static __always_inline void ipv4_dec_ttl(struct iphdr *iph)
 	__u16 old = *word;
 	__u16 new = old - bpf_htons(0x0100); /* the TTL is the word's first byte on the wire */
 
-	if (!iph->ttl)
+	if (!(old & bpf_htons(0xff00)))
 		return;
 	*word = new;
 	iph->check = csum_replace16(iph->check, old, new);
